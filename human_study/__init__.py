@@ -1,0 +1,1 @@
+"""Human-study design, export to survey platforms, answer ingestion and statistics."""
