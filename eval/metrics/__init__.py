@@ -1,0 +1,19 @@
+"""Metrics. Each is a small class with `name`, `fields` (field → definition), `spec()` (everything that
+produced the number) and `score(...)` → (values, details); a value may be a MetricUndefined with its reason."""
+
+import hashlib
+import json
+
+from eval.metrics.clip import ClipMetric
+from eval.metrics.motion import MotionMetric
+
+
+METRIC_ORDER = [*ClipMetric.fields, *MotionMetric.fields]  # the paper's columns first
+
+
+def spec_id(spec: dict) -> str:
+    """Short stable hash of a spec: two numbers are comparable exactly when their spec ids match."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+__all__ = ["METRIC_ORDER", "ClipMetric", "MotionMetric", "spec_id"]
