@@ -1,0 +1,118 @@
+"""The method registry and the built-in methods.
+
+A method follows one contract: `adapt(case) -> state` (may train; caches under `self.cache_dir`, keyed by
+the case's fingerprint and the method's config, so reruns skip it) and `generate(state, prompt, seed) ->
+Video`. `vmc` and `baselines` register theirs through the `vmc_suite.methods` entry-point group, so `eval`
+never imports them. A method is named `name` or `name:ARG` on the command line (e.g. `precomputed:DIR`).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from eval.errors import UserError
+from eval.manifest import Case
+from eval.video import Video, read_video
+
+ENTRY_POINT_GROUP = "vmc_suite.methods"
+
+
+def slugify(text: str, max_len: int = 80) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].rstrip("-") or "x"
+
+
+class Method(ABC):
+    """Base class: subclasses set `name` and implement adapt / generate. `info()` lands in run.json."""
+
+    name = "method"
+    takes_argument = False  # True for methods named `name:ARG`
+
+    def __init__(self, arg: str | None = None, device: str | None = None):
+        self.arg = arg
+        self.device = device
+        self.cache_dir: Path | None = None  # set by the engine before adapt()
+
+    @property
+    def label(self) -> str:
+        """The name results are filed under (the directory of its videos)."""
+        return self.name if self.arg is None else f"{self.name}-{slugify(Path(self.arg).name)}"
+
+    def info(self) -> dict:
+        return {"name": self.name, "arg": self.arg}
+
+    @abstractmethod
+    def adapt(self, case: Case):
+        """Prepare for a case (train, invert, load); the returned state is passed to generate()."""
+
+    @abstractmethod
+    def generate(self, state, prompt: str, seed: int) -> Video:
+        """One video for a target prompt and seed."""
+
+
+class ReferenceMethod(Method):
+    """Returns the reference clip itself whatever the prompt: the ceiling for motion fidelity."""
+
+    name = "reference"
+
+    def adapt(self, case: Case):
+        return case.load_reference()
+
+    def generate(self, state, prompt: str, seed: int) -> Video:
+        return state
+
+
+class PrecomputedMethod(Method):
+    """Ingests videos made elsewhere, laid out as DIR/<case>/<prompt-slug>[__s<seed>].mp4."""
+
+    name = "precomputed"
+    takes_argument = True
+
+    def __init__(self, arg: str | None = None, device: str | None = None):
+        super().__init__(arg, device)
+        if not arg:
+            raise UserError("method 'precomputed' needs a folder: precomputed:DIR")
+        if not Path(arg).is_dir():
+            raise UserError(f"{arg}: no such folder (method precomputed:DIR)")
+
+    def adapt(self, case: Case):
+        return Path(self.arg) / case.id
+
+    def generate(self, state: Path, prompt: str, seed: int) -> Video:
+        slug = slugify(prompt)
+        for candidate in (state / f"{slug}__s{seed}.mp4", state / f"{slug}.mp4"):
+            if candidate.exists():
+                return read_video(candidate)
+        raise UserError(f"{state / f'{slug}__s{seed}.mp4'}: no such video (nor {slug}.mp4) for prompt "
+                        f"{prompt!r}, seed {seed}")
+
+
+BUILTIN = {"reference": ReferenceMethod, "precomputed": PrecomputedMethod}
+
+
+def available_methods() -> dict[str, object]:
+    """name → entry point or class: the built-ins and whatever installed packages registered."""
+    found: dict[str, object] = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def describe_available() -> str:
+    methods = available_methods()
+    return ", ".join(f"{n}:DIR" if n == "precomputed" else n for n in sorted(methods))
+
+
+def create_method(spec: str, device: str | None = None) -> Method:
+    name, _, arg = spec.partition(":")
+    methods = available_methods()
+    if name not in methods:
+        raise UserError(f"unknown method '{name}' (registered: {describe_available()})")
+    factory = methods[name]
+    cls = factory.load() if hasattr(factory, "load") else factory
+    if arg and not cls.takes_argument:
+        raise UserError(f"method '{name}' takes no argument, got '{spec}'")
+    return cls(arg or None, device=device)

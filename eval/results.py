@@ -1,0 +1,143 @@
+"""The results store: `results.jsonl` (one line per scored video, appended atomically) and `summary.csv`.
+
+A line is written with a single write() on an O_APPEND descriptor and fsync'd, so a killed process leaves
+at most one torn last line; readers ignore it and the next append cuts it off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+SUMMARY_COLUMNS = ["method", "metric", "n", "n_undefined", "mean", "ci95_low", "ci95_high", "std", "spec_id"]
+
+
+def read_results(path: Path) -> list[dict]:
+    """All complete records of a results file (a torn last line from a killed writer is skipped)."""
+    if not path.exists():
+        return []
+    records = []
+    with open(path, "rb") as f:
+        data = f.read()
+    for i, line in enumerate(data.split(b"\n")):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if data.endswith(b"\n") or i != data.count(b"\n"):
+                raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+    return records
+
+
+class ResultsWriter:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+
+    def _repair_tail(self):
+        """Cut a torn last line (no newline) left by a killed writer."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, record: dict):
+        line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str):
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def mean_ci95(values) -> tuple[float, float, float, float]:
+    """(mean, low, high, std) with the Student-t 95% interval for the mean; low/high are NaN below n = 2."""
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    mean = float(x.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half, sd
+
+
+def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd.DataFrame:
+    """Long table: per method and metric, n, mean and 95% CI; a metric measured under two different specs
+    in one method is split into one row per spec (never averaged together)."""
+    rows = {}
+    for r in records:
+        for metric, value in r.get("metrics", {}).items():
+            key = (r["method"], metric, r.get("spec_ids", {}).get(metric, ""))
+            entry = rows.setdefault(key, {"values": [], "undefined": 0})
+            if value is None:
+                entry["undefined"] += 1
+            else:
+                entry["values"].append(value)
+    out = []
+    for (method, metric, sid), entry in rows.items():
+        mean, lo, hi, sd = mean_ci95(entry["values"]) if entry["values"] else (math.nan,) * 4
+        out.append({"method": method, "metric": metric, "n": len(entry["values"]),
+                    "n_undefined": entry["undefined"], "mean": mean, "ci95_low": lo, "ci95_high": hi,
+                    "std": sd, "spec_id": sid})
+    from eval.metrics import METRIC_ORDER
+
+    df = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+    ranks = {"method": {m: i for i, m in enumerate(methods_order or dict.fromkeys(df["method"]))},
+             "metric": {m: i for i, m in enumerate(METRIC_ORDER)}}
+    if len(df):
+        df = df.sort_values(["method", "metric"], key=lambda s: s.map(ranks[s.name]).fillna(len(ranks[s.name])),
+                            kind="stable").reset_index(drop=True)
+    return df
+
+
+def write_summary(df: pd.DataFrame, path: Path):
+    atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
+
+
+def format_table(df: pd.DataFrame, metrics: list[str] | None = None) -> str:
+    """The paper-style table: a row per method, `mean ± half-CI` per metric."""
+    if df.empty:
+        return "(no results)"
+    metrics = metrics or list(dict.fromkeys(df["metric"]))
+    methods = list(dict.fromkeys(df["method"]))
+    cells = [["method"] + metrics]
+    for m in methods:
+        row = [m]
+        for metric in metrics:
+            sel = df[(df.method == m) & (df.metric == metric)]
+            if sel.empty:
+                row.append("—")
+                continue
+            parts = []
+            for _, s in sel.iterrows():
+                if s.n == 0:
+                    parts.append(f"undefined ×{s.n_undefined}")
+                elif math.isnan(s.ci95_high):
+                    parts.append(f"{s['mean']:.4f} (n=1)")
+                else:
+                    parts.append(f"{s['mean']:.4f} ± {(s.ci95_high - s.ci95_low) / 2:.4f}")
+            row.append(" | ".join(parts))
+        cells.append(row)
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

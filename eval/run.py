@@ -1,0 +1,90 @@
+"""python -m eval.run --methods vmc,tav [--benchmark shapes] [--out runs/NAME] [--seeds 0,1]
+
+Adapt and generate with each method on every case × target prompt × seed of a benchmark, score every video,
+and write the run directory (run.json, videos/, results.jsonl, summary.csv). Resumable; under `torchrun
+--nproc_per_node N` or `accelerate launch` the work is sharded across processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from eval import distributed
+from eval.cli_common import add_metric_args, build_scorer
+from eval.errors import UserError, cli_main
+from eval.manifest import load_benchmark
+from eval.methods import available_methods, create_method, describe_available
+
+DEFAULT_BENCHMARK = "shapes"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", required=True, help="comma-separated method names, e.g. vmc,tav or precomputed:DIR")
+    p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="built-in benchmark name or manifest YAML path "
+                   f"(default: {DEFAULT_BENCHMARK})")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<benchmark>)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument("--cases", default=None, help="comma-separated case ids to run (default: all)")
+    p.add_argument("--data-root", type=Path, default=None, help="where the reference clips are (overrides the "
+                   "manifest's root)")
+    add_metric_args(p)
+    return p.parse_args(argv)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--{what} must be comma-separated integers, got '{text}'") from None
+    if not values:
+        raise UserError(f"--{what} is empty")
+    return values
+
+
+@cli_main
+def main(argv=None):
+    args = parse_args(argv)
+    seeds = _int_list(args.seeds, "seeds")
+    dist = distributed.init()
+    device = dist.device(args.device)
+    problems, methods, benchmark = [], [], None
+    specs = [s.strip() for s in args.methods.split(",") if s.strip()]
+    unknown = [s.partition(":")[0] for s in specs if s.partition(":")[0] not in available_methods()]
+    if unknown:
+        problems.append(f"method(s) {', '.join(repr(u) for u in unknown)} not registered "
+                        f"(registered: {describe_available()})")
+    for spec in specs:
+        if spec.partition(":")[0] in unknown:
+            continue
+        try:
+            methods.append(create_method(spec, device=device))
+        except UserError as e:
+            problems.append(str(e))
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        problems.append(f"a method is listed twice in --methods {args.methods}")
+    try:
+        benchmark = load_benchmark(args.benchmark, data_root=args.data_root)
+    except UserError as e:
+        problems.append(str(e))
+    if problems:
+        raise UserError("; ".join(problems))
+    if not methods:
+        raise UserError("--methods is empty")
+    if args.cases:
+        wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
+        benchmark.cases = [benchmark.case(c) for c in wanted]
+    scorer = build_scorer(args, benchmark.metrics, device=device)
+    from eval.engine import run
+
+    try:
+        run(methods, benchmark, args.out or Path("runs") / benchmark.name, seeds, scorer, dist, device)
+    finally:
+        distributed.shutdown(dist)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, moving_square, run_cli, run_main
+from eval.run import main as run_main_cli
+from eval.methods import slugify
+from eval.results import mean_ci95, read_results
+from eval.video import Video, write_video
+
+
+def _bench(benchmark_dir, tiny_clip):
+    """The mini benchmark with the tiny CLIP as its default metric model."""
+    cfg, ckpt = tiny_clip
+    path = benchmark_dir / "mini.yaml"
+    m = yaml.safe_load(path.read_text())
+    m["metrics"] = {"clip_model": str(cfg), "clip_pretrained": str(ckpt)}
+    path.write_text(yaml.safe_dump(m))
+    return path
+
+
+def _precomputed(root):
+    for case, prompts, (vx, vy) in [("right", ["a red square is moving right", "a star is moving right"], (2, 1)),
+                                    ("down", ["a blue square is falling"], (0, 2))]:
+        for p in prompts:
+            for seed in (0, 1):
+                write_video(root / case / f"{slugify(p)}__s{seed}.mp4",
+                            Video(moving_square(vx=vx, vy=vy, seed=seed + 5), 8))
+    return root
+
+
+def _comparable(records):
+    """Records without what legitimately differs between runs (timings)."""
+    return sorted((json.dumps({k: v for k, v in r.items() if k != "timing"}, sort_keys=True) for r in records))
+
+
+def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
+    bench = _bench(benchmark_dir, tiny_clip)
+    pre = _precomputed(benchmark_dir / "pre")
+    out = benchmark_dir / "run"
+    proc = run_cli("-m", "eval.run", "--methods", f"reference,precomputed:{pre}", "--benchmark", bench,
+                   "--out", out, "--seeds", "0,1")
+    records = read_results(out / "results.jsonl")
+    assert len(records) == 2 * 3 * 2
+    r = next(x for x in records if x["method"] == "reference" and x["case"] == "right")
+    assert (out / r["video"]).is_file() and r["video"].startswith("videos/reference/right/")
+    assert r["metrics"]["motion_trajectory_cos"] == pytest.approx(1.0, abs=1e-3)
+    assert set(r["spec_ids"]) == set(r["metrics"]) and "text_cos_per_frame" in r["details"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["metric_specs"]["clip"]["model"] == "tiny-clip" and "torch" in run["versions"]
+    summary = pd.read_csv(out / "summary.csv")
+    row = summary[(summary.method == "precomputed-pre") & (summary.metric == "text_alignment")].iloc[0]
+    values = [x["metrics"]["text_alignment"] for x in records if x["method"] == "precomputed-pre"]
+    mean, lo, hi, _ = mean_ci95(values)
+    assert (row.n, row["mean"], row.ci95_low, row.ci95_high) == pytest.approx((6, mean, lo, hi), rel=1e-5)
+    assert "text_alignment" in proc.stdout and "precomputed-pre" in proc.stdout
+    again = run_cli("-m", "eval.run", "--methods", f"reference,precomputed:{pre}", "--benchmark", bench,
+                    "--out", out, "--seeds", "0,1")
+    assert "0/0" not in again.stderr and len(read_results(out / "results.jsonl")) == 12  # all skipped
+
+
+def test_kill_9_loses_nothing_and_resume_matches_uninterrupted(benchmark_dir, tiny_clip):
+    bench = _bench(benchmark_dir, tiny_clip)
+    args = ["--methods", "slow", "--benchmark", str(bench), "--seeds", "0,1,2"]
+    run_cli(REPO / "tests" / "helpers_slow_method.py", *args, "--out", benchmark_dir / "full")
+    out = benchmark_dir / "killed"
+    proc = subprocess.Popen([sys.executable, REPO / "tests" / "helpers_slow_method.py", *args, "--out", out],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(read_results(out / "results.jsonl")) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = read_results(out / "results.jsonl")
+    assert 2 <= len(partial) < 9 and not (out / "summary.csv").exists()
+    run_cli(REPO / "tests" / "helpers_slow_method.py", *args, "--out", out)
+    resumed = read_results(out / "results.jsonl")
+    assert _comparable(resumed) == _comparable(read_results(benchmark_dir / "full" / "results.jsonl"))
+    assert [r["key"] for r in resumed[:len(partial)]] == [r["key"] for r in partial]  # kept, not redone
+
+
+def test_two_processes_give_the_same_results_as_one(benchmark_dir, tiny_clip):
+    bench = _bench(benchmark_dir, tiny_clip)
+    pre = _precomputed(benchmark_dir / "pre")
+    args = ["--methods", f"reference,precomputed:{pre}", "--benchmark", bench, "--seeds", "0,1", "--device", "cpu"]
+    run_cli("-m", "eval.run", *args, "--out", benchmark_dir / "one")
+    run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "eval.run",
+            *args, "--out", benchmark_dir / "two", env={"OMP_NUM_THREADS": "1"})
+    one = read_results(benchmark_dir / "one" / "results.jsonl")
+    two = read_results(benchmark_dir / "two" / "results.jsonl")
+    assert [r["key"] for r in one] == [r["key"] for r in two]
+    for a, b in zip(one, two):
+        assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-6)
+    assert not list((benchmark_dir / "two").glob("results.rank*.jsonl"))
+    assert json.loads((benchmark_dir / "two" / "run.json").read_text())["world_size"] == 2
+    s1 = pd.read_csv(benchmark_dir / "one" / "summary.csv")
+    s2 = pd.read_csv(benchmark_dir / "two" / "summary.csv")
+    pd.testing.assert_frame_equal(s1.drop(columns="std"), s2.drop(columns="std"), atol=1e-6)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--methods", "vmc,tav"], "method(s) 'vmc', 'tav' not registered"),
+    (["--methods", "reference", "--benchmark", "nowhere.yaml"], "nowhere.yaml: no such benchmark manifest"),
+    (["--methods", "reference", "--seeds", "a,b"], "--seeds must be comma-separated integers"),
+    (["--methods", "precomputed:/no/such/dir"], "/no/such/dir: no such folder"),
+    (["--methods", "reference:x"], "method 'reference' takes no argument"),
+])
+def test_bad_arguments_fail_with_one_line(args, message, benchmark_dir, capsys):
+    code, _, err = run_main(run_main_cli, *args, "--out", benchmark_dir / "bad", capsys=capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not (benchmark_dir / "bad").exists()
+
+
+def test_changed_metric_spec_refuses_to_mix_into_an_existing_run(benchmark_dir, tiny_clip, capsys):
+    bench = _bench(benchmark_dir, tiny_clip)
+    out = benchmark_dir / "run"
+    assert run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out)[0] == 0
+    code, _, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out,
+                            "--clip-frames", "4", capsys=capsys)
+    assert code == 2 and "different metric specs" in err
