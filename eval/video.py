@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -90,17 +91,33 @@ def _read_frame_folder(folder: Path, fps: float | None) -> Video:
     return Video(np.stack(frames), float(fps or DEFAULT_FPS))
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_stderr: int | None = None
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
-    """Silence what the C decoders print on fd 2 (their errors are re-raised as one clean line)."""
-    saved = os.dup(2)
+    """Silence what the C decoders print on fd 2 (their errors are re-raised as one clean line).
+
+    fd 2 is process-wide, so concurrent decoding threads share one redirection: the first in saves and
+    redirects, the last out restores."""
+    global _quiet_depth, _saved_stderr
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _saved_stderr = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _quiet_depth += 1
     try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
+        yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                os.dup2(_saved_stderr, 2)
+                os.close(_saved_stderr)
 
 
 def _read_gif(path: Path, fps: float | None) -> Video:

@@ -91,3 +91,24 @@ def test_bad_frame_in_folder_is_named(tmp_path):
     (folder / "2.png").write_bytes(b"junk")
     with pytest.raises(VideoError, match="2.png: not a readable image"):
         read_video(folder)
+
+
+def test_concurrent_reads_leave_stderr_working(tmp_path, capfd):
+    from concurrent.futures import ThreadPoolExecutor
+
+    good = write_video(tmp_path / "g.mp4", Video(moving_square(), 8))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00junk" * 100)
+
+    def read(path):
+        try:
+            return read_video(path).num_frames
+        except VideoError:
+            return -1
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sorted(set(pool.map(read, [good, bad] * 40))) == [-1, 8]
+    import os
+
+    os.write(2, b"still-visible\n")
+    assert "still-visible" in capfd.readouterr().err
