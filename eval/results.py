@@ -52,10 +52,14 @@ class ResultsWriter:
                 f.truncate(data.rfind(b"\n") + 1)
 
     def append(self, record: dict):
-        line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        self.append_many([record])
+
+    def append_many(self, records: list[dict]):
+        """Append complete lines with one write() and one fsync."""
+        data = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            os.write(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -12,6 +12,8 @@ import argparse
 import csv
 import json
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def parse_args(argv):
     p.add_argument("--prompts", type=Path, required=True, help="CSV with columns video,prompt[,reference][,method]")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="processes decoding videos and computing flow (default: min(8, cores))")
+                   help="threads decoding videos and computing flow (default: min(8, cores))")
     add_metric_args(p)
     return p.parse_args(argv)
 
@@ -68,29 +70,63 @@ def read_prompts(path: Path, videos: Path, default_method: str) -> list[dict]:
     return rows
 
 
-class _Decode:
-    """Worker side (a map-style dataset): decode the video (and its reference) and compute the CPU-bound
-    motion metrics."""
+def _decode(row: dict, motion, pin: bool):
+    """Decode one listed video (and its reference) and compute its CPU-bound motion metrics. With `pin`,
+    the frames are copied to page-locked memory here, so the copy to the GPU runs asynchronously."""
+    from eval.video import read_video
 
-    def __init__(self, rows, motion):
-        self.rows, self.motion = rows, motion
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        from eval.video import read_video
-
-        row = self.rows[i]
-        try:
-            video = read_video(row["video_path"])
-            motion = self.motion.score(video.frames, read_video(row["reference"]).frames) if row["reference"] \
-                else None
-        except VideoError as e:
-            return i, None, str(e), None, None
+    try:
+        video = read_video(row["video_path"])
+        scores = motion.score(video.frames, read_video(row["reference"]).frames) if row["reference"] else None
+    except VideoError as e:
+        return None, e, None, None
+    if pin:
         import torch
 
-        return i, torch.from_numpy(video.frames), None, motion, (video.num_frames, video.fps, list(video.size))
+        return video, None, scores, torch.from_numpy(video.frames).pin_memory()
+    return video, None, scores, video.frames
+
+
+def decoded(rows: list[dict], motion, workers: int, pin: bool = False):
+    """Yield _decode(row) in order, up to 4×workers rows ahead on a thread pool. Threads, not processes:
+    decord and OpenCV release the GIL, and frames then need no copy between processes."""
+    if workers <= 1 or len(rows) < 2:
+        yield from (_decode(r, motion, pin) for r in rows)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        window = deque(pool.submit(_decode, r, motion, pin) for r in rows[:4 * workers])
+        for nxt in rows[4 * workers:] + [None] * len(window):
+            result = window.popleft().result()
+            if nxt is not None:
+                window.append(pool.submit(_decode, nxt, motion, pin))
+            yield result
+
+
+def score_rows(rows: list[dict], scorer, writer: ResultsWriter, workers: int, on_error=None):
+    """Decode on `workers` threads, encode CLIP batches of at least `scorer.clip.batch_size` frames, and
+    append the records of each batch with one write."""
+    pending = []
+
+    def flush(bar):
+        clip_out = scorer.clip.score_many([(frames, rows[i]["prompt"]) for i, _, _, frames in pending])
+        writer.append_many([{
+            "key": rows[i]["key"], "method": rows[i]["method"], "video": rows[i]["video"],
+            "prompt": rows[i]["prompt"], "reference": rows[i]["reference"], "num_frames": v.num_frames,
+            "fps": v.fps, "size": list(v.size), **scorer.assemble(c, motion)}
+            for (i, v, motion, _), c in zip(pending, clip_out)])
+        bar.update(len(pending))
+        pending.clear()
+
+    with tqdm(total=len(rows), desc="scoring", unit="video", disable=not rows, dynamic_ncols=True) as bar:
+        pin = scorer.clip.device.type == "cuda"
+        for i, (video, error, motion, frames) in enumerate(decoded(rows, scorer.motion, workers, pin)):
+            if error:
+                raise on_error(error, bar.n) if on_error else error
+            pending.append((i, video, motion, frames))
+            if sum(p[1].num_frames for p in pending) >= scorer.clip.batch_size:
+                flush(bar)
+        if pending:
+            flush(bar)
 
 
 @cli_main
@@ -98,8 +134,6 @@ def main(argv=None):
     args = parse_args(argv)
     rows = read_prompts(args.prompts, args.videos, default_method=args.videos.resolve().name)
     scorer = build_scorer(args)
-    import torch
-
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "run.json", json.dumps({
         "videos": str(args.videos), "prompts": str(args.prompts), "metric_specs": scorer.specs(),
@@ -108,37 +142,8 @@ def main(argv=None):
     writer = ResultsWriter(args.out / "results.jsonl")
     done = {r["key"] for r in read_results(args.out / "results.jsonl")}
     todo = [r for r in rows if r["key"] not in done]
-    loader = torch.utils.data.DataLoader(
-        _Decode(todo, scorer.motion), batch_size=None, num_workers=args.workers if len(todo) > 1 else 0,
-        pin_memory=scorer.clip.device.type == "cuda", prefetch_factor=4 if args.workers and len(todo) > 1 else None)
-    pending, frames_pending = [], 0
-
-    def flush():
-        nonlocal frames_pending
-        clip_out = scorer.clip.score_many([(frames, todo[i]["prompt"]) for i, frames, _, _ in pending])
-        for (i, _, motion, meta), c in zip(pending, clip_out):
-            row = todo[i]
-            writer.append({"key": row["key"], "method": row["method"], "video": row["video"],
-                           "prompt": row["prompt"], "reference": row["reference"], "num_frames": meta[0],
-                           "fps": meta[1], "size": meta[2], **scorer.assemble(c, motion)})
-        pending.clear()
-        frames_pending = 0
-
-    with tqdm(total=len(todo), desc="scoring", unit="video", disable=not todo, dynamic_ncols=True) as bar:
-        for i, frames, error, motion, meta in loader:
-            if error:
-                raise VideoError(f"{error} (listed in {args.prompts}; {len(done) + bar.n} videos scored so far are "
-                                 "kept and a rerun resumes)")
-            pending.append((i, frames, motion, meta))
-            frames_pending += len(frames)
-            if frames_pending >= scorer.clip.batch_size:
-                n = len(pending)
-                flush()
-                bar.update(n)
-        if pending:
-            n = len(pending)
-            flush()
-            bar.update(n)
+    score_rows(todo, scorer, writer, args.workers, on_error=lambda error, n: VideoError(
+        f"{error} (listed in {args.prompts}; {len(done) + n} videos scored so far are kept and a rerun resumes)"))
     records = read_results(args.out / "results.jsonl")
     summary = summarize(records)
     write_summary(summary, args.out / "summary.csv")

@@ -38,14 +38,14 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def temporal_consistency(features: torch.Tensor) -> float:
-    """Mean cosine over all unordered pairs of distinct frames: (‖Σf‖² − T) / (T(T−1)) on unit-norm f."""
-    t = features.shape[0]
+def temporal_consistency(similarity) -> float:
+    """Mean cosine over all unordered pairs of distinct frames, from the T×T matrix of frame cosines:
+    (Σᵢⱼ Sᵢⱼ − tr S) / (T(T−1)), which on unit-norm features equals the closed form (‖Σf‖² − T) / (T(T−1))."""
+    sim = np.asarray(similarity, dtype=np.float64)
+    t = sim.shape[0]
     if t < 2:
         raise MetricUndefined(f"temporal consistency needs at least 2 frames, got {t}")
-    f = F.normalize(features.double(), dim=-1)
-    s = f.sum(0)
-    return float((s @ s - t) / (t * (t - 1)))
+    return float((sim.sum() - np.trace(sim)) / (t * (t - 1)))
 
 
 def load_open_clip(model: str, pretrained: str | None, device: torch.device, dtype: torch.dtype):
@@ -113,7 +113,7 @@ class Preprocess:
         steps = {"shortest": f"resize shortest side to fit {th}×{tw} → center crop {th}×{tw}",
                  "longest": f"resize longest side to fit {th}×{tw} → center pad (fill {self.fill})",
                  "squash": f"resize to {th}×{tw}"}[self.mode]
-        return (f"uint8 RGB → {steps} ({self.interpolation.value}, antialias, on uint8) → /255 → "
+        return (f"uint8 RGB → {steps} ({self.interpolation.value}, antialias, rounded to uint8 levels) → /255 → "
                 f"normalize mean={self.mean} std={self.std}")
 
     def _resized_size(self, h: int, w: int) -> tuple[int, int]:
@@ -129,11 +129,11 @@ class Preprocess:
 
     def __call__(self, frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """uint8 N×H×W×3 (any device) → normalized N×3×h×w in `dtype`."""
-        x = frames.permute(0, 3, 1, 2)
+        x = frames.permute(0, 3, 1, 2).to(torch.float32)
         h, w = x.shape[-2:]
         nh, nw = self._resized_size(h, w)
-        if (nh, nw) != (h, w):
-            x = TF.resize(x.contiguous(), [nh, nw], interpolation=self.interpolation, antialias=True)
+        if (nh, nw) != (h, w):  # in float, rounded back to uint8 levels as PIL does (faster than uint8 on GPU)
+            x = TF.resize(x, [nh, nw], interpolation=self.interpolation, antialias=True).round_().clamp_(0, 255)
         th, tw = self.size
         if self.mode == "shortest":
             top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
@@ -141,7 +141,7 @@ class Preprocess:
         elif self.mode == "longest" and (nh, nw) != (th, tw):
             top, left = (th - nh) // 2, (tw - nw) // 2
             x = F.pad(x, (left, tw - nw - left, top, th - nh - top), value=self.fill)
-        x = x.to(torch.float32).div_(255.0)
+        x = x.div_(255.0)
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return ((x - mean) / std).to(dtype)
@@ -203,16 +203,16 @@ class ClipMetric:
                 self._text_cache[p] = e
         return torch.stack([self._text_cache[p] for p in prompts])
 
-    def _values(self, feats: torch.Tensor, text: torch.Tensor, indices: list[int]):
-        cos = (feats.double() @ text.double()).cpu().numpy()
-        sims = (feats.double() @ feats.double().T).cpu().numpy()
+    @staticmethod
+    def _values(cos: np.ndarray, sim: np.ndarray, indices: list[int]):
+        """Statistics of one video from its per-frame prompt cosines and frame-by-frame cosines."""
         values = {"text_alignment": float(cos.mean()), "clip_score": float((2.5 * np.maximum(cos, 0)).mean())}
         try:
-            values["temporal_consistency"] = temporal_consistency(feats)
+            values["temporal_consistency"] = temporal_consistency(sim)
         except MetricUndefined as e:
             values["temporal_consistency"] = e
-        details = {"frame_indices": indices, "text_cos_per_frame": [round(float(c), 6) for c in cos],
-                   "frame_similarity": [[round(float(v), 5) for v in row] for row in sims]}
+        details = {"frame_indices": indices, "text_cos_per_frame": np.round(cos, 6).tolist(),
+                   "frame_similarity": np.round(sim, 5).tolist()}
         return values, details
 
     def score_many(self, items: list[tuple]):
@@ -227,12 +227,21 @@ class ClipMetric:
             if len(idx) != len(x):
                 x = x[idx]
             on_device.append(x.to(self.device, non_blocking=True))
-        feats = self.encode_images(torch.cat(on_device))
-        texts = self.encode_texts([p for _, p in items])
-        out, start = [], 0
+        feats = self.encode_images(torch.cat(on_device)).double()
+        texts = self.encode_texts([p for _, p in items]).double()
+        # every video's cosines on the device, then one transfer (no per-video sync, no host BLAS threads)
+        parts, start = [], 0
         for idx, text in zip(indices, texts):
-            out.append(self._values(feats[start:start + len(idx)], text, idx))
+            f = feats[start:start + len(idx)]
+            parts += [f @ text, (f @ f.T).flatten()]
             start += len(idx)
+        flat = torch.cat(parts).cpu().numpy()
+        out, start = [], 0
+        for idx in indices:
+            t = len(idx)
+            cos, sim = flat[start:start + t], flat[start + t:start + t + t * t].reshape(t, t)
+            out.append(self._values(cos, sim, idx))
+            start += t + t * t
         return out
 
     def score(self, frames: np.ndarray, prompt: str):
