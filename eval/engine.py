@@ -66,8 +66,9 @@ def device_description(device: str) -> str:
     return f"cpu: {platform.processor() or platform.machine()}"
 
 
-def _check_compatible(path: Path, old: dict, new: dict):
-    for key in ("benchmark", "metric_specs"):
+def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metric_specs")):
+    """Refuse to add results to an output folder made with other settings."""
+    for key in keys:
         if old.get(key) != new.get(key):
             raise UserError(f"{path}: this run was made with a different {key.replace('_', ' ')}; scores would not "
                             "be comparable — use another --out, or the same settings as before")
@@ -78,7 +79,7 @@ def write_run_json(out: Path, config: dict):
     path = out / "run.json"
     if path.exists():
         old = json.loads(path.read_text())
-        _check_compatible(path, old, config)
+        check_compatible(path, old, config)
         config = {**old, **config, "created": old.get("created", config["created"]),
                   "methods": {**old.get("methods", {}), **config["methods"]},
                   "seeds": sorted(set(old.get("seeds", [])) | set(config["seeds"]))}

@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from eval.cli_common import add_metric_args, build_scorer
+from eval.engine import check_compatible
 from eval.errors import UserError, VideoError, cli_main
 from eval.results import ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_summary
 
@@ -134,11 +135,13 @@ def main(argv=None):
     args = parse_args(argv)
     rows = read_prompts(args.prompts, args.videos, default_method=args.videos.resolve().name)
     scorer = build_scorer(args)
+    config = {"videos": str(args.videos), "prompts": str(args.prompts), "metric_specs": scorer.specs(),
+              "metric_spec_ids": scorer.spec_ids(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    run_json = args.out / "run.json"
+    if run_json.exists():
+        check_compatible(run_json, json.loads(run_json.read_text()), config, keys=("metric_specs",))
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "run.json", json.dumps({
-        "videos": str(args.videos), "prompts": str(args.prompts), "metric_specs": scorer.specs(),
-        "metric_spec_ids": scorer.spec_ids(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }, indent=2) + "\n")
+    atomic_write_text(run_json, json.dumps(config, indent=2) + "\n")
     writer = ResultsWriter(args.out / "results.jsonl")
     done = {r["key"] for r in read_results(args.out / "results.jsonl")}
     todo = [r for r in rows if r["key"] not in done]

@@ -58,6 +58,8 @@ def test_rerun_skips_scored_videos(tmp_path, tiny_clip):
     first = read_results(out / "results.jsonl")
     assert run_main(score_main, *args)[0] == 0
     assert read_results(out / "results.jsonl") == first
+    code = run_main(score_main, *args, "--clip-frames", "2")[0]
+    assert code == 2 and read_results(out / "results.jsonl") == first  # other settings: refused, untouched
 
 
 @pytest.mark.parametrize("breakage,message", [
