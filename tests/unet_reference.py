@@ -14,12 +14,13 @@ from pathlib import Path
 
 import torch
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "show1"
 DATA = Path(__file__).resolve().parent / "data"
 
 
 def base_config() -> dict:
-    return json.loads((SHARED / "show-1-base" / "unet" / "config.json").read_text())
+    from vmc.configs import load_config
+
+    return load_config("show1-base-unet")
 
 
 SMALL = dict(attention_head_dim=32, cross_attention_dim=64, encoder_hid_dim=96, addition_embed_type_num_heads=8,

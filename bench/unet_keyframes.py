@@ -1,0 +1,80 @@
+"""Keyframe-stage UNet speed: one evaluation with a classifier-free-guidance batch of 2 at 8×40×64, the real
+show-1-base config with random weights, eager fp16 / bf16 vs torch.compile, outputs compared with eager fp16.
+
+    python bench/unet_keyframes.py [--steps 75] [--compile-mode default|max-autotune-no-cudagraphs|none]
+
+(max-autotune spends over 8 minutes autotuning this model on an H100; the default mode compiles in minutes.)
+
+Anchor (official code, diffusers 0.19.3, one H100): 110 ms per evaluation, 8.2 s for 75 steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vmc.configs import load_config  # noqa: E402
+from vmc.models import Show1UNet3D  # noqa: E402
+
+
+def timed(fn, iters: int) -> float:
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / iters
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=75)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode, or 'none'")
+    args = p.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    model = Show1UNet3D.from_config(load_config("show1-base-unet")).eval()
+    print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}; "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
+    g = torch.Generator(device=dev).manual_seed(0)
+    x = torch.randn(2, 3, 8, 40, 64, device=dev, generator=g)
+    text = torch.randn(2, 77, 4096, device=dev, generator=g)
+    t = torch.tensor([500, 500], device=dev)
+    results = {}
+    for dtype in (torch.float16, torch.bfloat16):
+        m = model.to(dev, dtype)
+        with torch.inference_mode():
+            run = lambda: m(x.to(dtype), t, text.to(dtype)).sample  # noqa: E731
+            results[str(dtype)] = (timed(run, args.iters), run().float())
+            print(f"eager {str(dtype)[6:]:9s}: {results[str(dtype)][0] * 1e3:7.1f} ms/eval, "
+                  f"{results[str(dtype)][0] * args.steps:5.2f} s for {args.steps} steps", flush=True)
+    ref = results["torch.float16"][1]
+    if args.compile_mode != "none":
+        m = model.to(dev, torch.float16)
+        compiled = torch.compile(m, mode=args.compile_mode)
+        with torch.inference_mode():
+            run = lambda: compiled(x.half(), t, text.half()).sample  # noqa: E731
+            t0 = time.perf_counter()
+            out = run().float()
+            print(f"compile time: {time.perf_counter() - t0:.0f} s")
+            dt = timed(run, args.iters)
+        err = ((out - ref).abs().max() / ref.abs().max()).item()
+        print(f"compiled fp16: {dt * 1e3:7.1f} ms/eval, {dt * args.steps:5.2f} s for {args.steps} steps; "
+              f"max |Δ| vs eager fp16 = {err:.2e} of max |out|")
+    b16 = results["torch.bfloat16"][1]
+    print(f"bf16 vs fp16 eager: max |Δ| = {((b16 - ref).abs().max() / ref.abs().max()).item():.2e} of max |out|")
+    print(f"peak memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
