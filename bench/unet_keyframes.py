@@ -3,7 +3,7 @@ show-1-base config with random weights, eager fp16 / bf16 vs torch.compile, outp
 
     python bench/unet_keyframes.py [--steps 75] [--compile-mode default|max-autotune-no-cudagraphs|none]
 
-(max-autotune spends over 8 minutes autotuning this model on an H100; the default mode compiles in minutes.)
+(max-autotune-no-cudagraphs was still autotuning this model after 8 minutes on an H100.)
 
 Anchor (official code, diffusers 0.19.3, one H100): 110 ms per evaluation, 8.2 s for 75 steps.
 """
