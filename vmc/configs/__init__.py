@@ -1,4 +1,5 @@
-"""Published model configurations shipped as data (show1-base-unet.json: showlab/show-1-base's unet/config.json)."""
+"""Published configurations shipped as data: showlab/show-1-base's unet/config.json (show1-base-unet.json) and
+scheduler/scheduler_config.json (show1-base-scheduler.json)."""
 
 import json
 from pathlib import Path

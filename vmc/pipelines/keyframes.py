@@ -1,0 +1,71 @@
+"""Keyframe stage: text → 8 × 40×64 pixel-space frames with the base UNet (official defaults: DPM-Solver++
+with the base scheduler config, 75 steps, guidance 9.0).
+
+As in the official pipeline, the scheduler steps each frame as its own sample (B·F, C, H, W), which matters
+for DPM-Solver's dynamic thresholding (its quantile is taken per frame). `init_latents` replaces the
+starting noise, e.g. with a DDIM inversion of a reference clip (VMC).
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+
+
+PIXEL_CHANNELS = 3  # ε channels; a learned-variance UNet returns 3 more, conditioning inputs add more in
+
+
+def guided_prediction(unet, x: torch.Tensor, t, text: torch.Tensor, negative: torch.Tensor | None,
+                      guidance_scale: float, class_labels: torch.Tensor | None = None,
+                      learned_variance: bool = False) -> torch.Tensor:
+    """The UNet's ε (and, with learned_variance, the text branch's variance channels) under classifier-free
+    guidance: ε_u + s·(ε_c − ε_u), both branches in one batch."""
+    c = PIXEL_CHANNELS
+    if negative is not None and guidance_scale > 1.0:
+        labels = torch.cat([class_labels] * 2) if class_labels is not None else None
+        out = unet(torch.cat([x, x]), t, torch.cat([negative, text]), class_labels=labels).sample
+        uncond, cond = out.chunk(2)
+        eps = uncond[:, :c] + guidance_scale * (cond[:, :c] - uncond[:, :c])
+        return torch.cat([eps, cond[:, c:]], dim=1) if learned_variance else eps
+    out = unet(x, t, text, class_labels=class_labels).sample
+    return out if learned_variance else out[:, :c]
+
+
+def scheduler_step_per_frame(scheduler, eps: torch.Tensor, t, x: torch.Tensor, generator=None) -> torch.Tensor:
+    """scheduler.step on (B·F, C, H, W), reshaped back to (B, C, F, H, W)."""
+    b, c, f, h, w = x.shape
+    flat = lambda v: v.permute(0, 2, 1, 3, 4).reshape(b * f, -1, h, w)  # noqa: E731
+    prev = scheduler.step(flat(eps), t, flat(x), generator=generator).prev_sample
+    return prev.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+class KeyframeSampler:
+    def __init__(self, unet, scheduler):
+        self.unet, self.scheduler = unet, scheduler
+
+    @torch.no_grad()
+    def __call__(self, prompt_embeds: torch.Tensor, negative_embeds: torch.Tensor | None = None,
+                 num_frames: int = 8, height: int = 40, width: int = 64, num_inference_steps: int = 75,
+                 guidance_scale: float = 9.0, generator: torch.Generator | None = None,
+                 init_latents: torch.Tensor | None = None, progress: bool = True) -> torch.Tensor:
+        """(B, 3, F, H, W) frames in [-1, 1] (clamped)."""
+        unet, scheduler = self.unet, self.scheduler
+        device, dtype = prompt_embeds.device, unet.dtype
+        b = prompt_embeds.shape[0]
+        shape = (b, unet.config.in_channels, num_frames, height, width)
+        if init_latents is not None:
+            if tuple(init_latents.shape) != shape:
+                raise ValueError(f"init_latents has shape {tuple(init_latents.shape)}, expected {shape}")
+            x = init_latents.to(device, dtype)
+        else:
+            x = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * scheduler.init_noise_sigma
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        text = prompt_embeds.to(dtype)
+        negative = negative_embeds.to(dtype) if negative_embeds is not None else None
+        learned = getattr(scheduler.config, "variance_type", None) in ("learned", "learned_range")
+        for t in tqdm(scheduler.timesteps, desc="keyframes", disable=not progress, leave=False):
+            eps = guided_prediction(unet, scheduler.scale_model_input(x, t), t, text, negative, guidance_scale,
+                                    learned_variance=learned)
+            x = scheduler_step_per_frame(scheduler, eps, t, x, generator)
+        return x.clamp(-1, 1)
