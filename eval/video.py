@@ -1,7 +1,7 @@
 """Video I/O: any common container or a folder of numbered frames in, H.264 yuv420p MP4 out.
 
-In memory a video is `uint8 T×H×W×3` plus fps. Reading goes through decord; frame folders and GIFs go through
-PIL (decord cannot measure a GIF's duration). Writing goes through PyAV because browsers need H.264 in
+In memory a video is `uint8 T×H×W×3` plus fps. Reading goes through decord, with PyAV for the files decord
+cannot decode; frame folders and GIFs go through PIL (decord cannot measure a GIF's duration). Writing goes through PyAV because browsers need H.264 in
 yuv420p, which OpenCV's wheel cannot write.
 """
 
@@ -133,7 +133,21 @@ def _read_gif(path: Path, fps: float | None) -> Video:
     return Video(frames, float(fps or (1000.0 / mean_ms if mean_ms > 0 else DEFAULT_FPS)))
 
 
+def _read_pyav(path: Path) -> tuple[np.ndarray, float]:
+    import av
+
+    with _quiet_stderr(), av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        rate = float(stream.average_rate) if stream.average_rate else 0.0
+    if not frames:
+        raise VideoError(f"{path}: video has no frames")
+    return np.stack(frames), rate
+
+
 def _read_container(path: Path, fps: float | None) -> Video:
+    """decord first; PyAV when decord cannot decode the file (it fails on some small frame widths, e.g. 24)."""
+    import av
     import decord
 
     if path.stat().st_size == 0:
@@ -143,17 +157,19 @@ def _read_container(path: Path, fps: float | None) -> Video:
     try:
         with _quiet_stderr():
             reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-            total = len(reader)
+            frames = reader.get_batch(list(range(len(reader)))).asnumpy() if len(reader) else None
             native_fps = reader.get_avg_fps()
-            frames = reader.get_batch(list(range(total))).asnumpy() if total else None
+        if frames is None:
+            raise VideoError(f"{path}: video has no frames")
     except (decord.DECORDError, RuntimeError) as e:
-        lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-        detail = lines[-1].split("] ")[-1] if lines else type(e).__name__
-        if str(path) in detail:
-            detail = "the decoder cannot open it"
-        raise VideoError(f"{path}: not a readable video ({detail})") from None
-    if not total:
-        raise VideoError(f"{path}: video has no frames")
+        try:
+            frames, native_fps = _read_pyav(path)
+        except (av.error.FFmpegError, IndexError):
+            lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+            detail = lines[-1].split("] ")[-1] if lines else type(e).__name__
+            if str(path) in detail:
+                detail = "the decoder cannot open it"
+            raise VideoError(f"{path}: not a readable video ({detail})") from None
     if not (native_fps and np.isfinite(native_fps) and native_fps > 0):
         native_fps = DEFAULT_FPS
     return Video(np.ascontiguousarray(frames, dtype=np.uint8), float(fps or native_fps))

@@ -23,6 +23,17 @@ def test_write_is_h264_yuv420p_faststart_and_reads_back(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["v.mp4"]  # no temp file left behind
 
 
+@pytest.mark.parametrize("width", [16, 24, 48, 72, 100])
+def test_small_widths_decord_cannot_decode_are_read(tmp_path, width):
+    frames = moving_square(num_frames=5, height=16, width=width)
+    path = write_video(tmp_path / "v.mp4", Video(frames, 8))
+    back = read_video(path)
+    assert back.frames.shape == frames.shape and back.fps == pytest.approx(8)
+    with av.open(str(path)) as c:
+        direct = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    np.testing.assert_array_equal(back.frames, direct)
+
+
 def test_odd_size_is_padded_to_even(tmp_path):
     back = read_video(write_video(tmp_path / "odd.mp4", Video(moving_square(height=41, width=63), 8)))
     assert back.size == (42, 64)
