@@ -1,0 +1,78 @@
+"""The whole cascade on a random tiny backbone written by `python -m vmc.tools.make_tiny_cascade`."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from conftest import run_main
+from eval.errors import UserError
+from eval.video import read_video
+from vmc.generate import main as generate_main
+from vmc.pipelines.cascade import Backbone, Show1Cascade
+
+FAST = dict(keyframe_steps=2, interp_steps=2, sr1_steps=2, if_steps=2, sr2_steps=2)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from vmc.tools.make_tiny_cascade import make
+
+    return make(tmp_path_factory.mktemp("cascade") / "tiny")
+
+
+def _cascade(tiny):
+    backbone = Backbone.from_dir(tiny)
+    backbone.settings = dataclasses.replace(backbone.settings, **FAST)
+    return Show1Cascade(backbone, "cpu")
+
+
+def test_every_stage_end_to_end_with_scaled_shapes(tiny):
+    out = _cascade(tiny).run("a red circle is moving to the right", seed=0)
+    shapes = {k: tuple(v.shape) for k, v in out.items()}
+    assert shapes == {"keyframes": (1, 3, 8, 16, 24), "interp": (1, 3, 29, 16, 24), "sr1": (1, 3, 29, 64, 96),
+                      "sr2": (1, 3, 29, 128, 192)}
+    for v in out.values():
+        assert torch.isfinite(v).all() and v.abs().max() <= 1
+
+
+def test_seeded_runs_reproduce(tiny):
+    cascade = _cascade(tiny)
+    a = cascade.run("a blue square is falling", seed=5, stages=("interp",))
+    b = cascade.run("a blue square is falling", seed=5, stages=("interp",))
+    c = cascade.run("a blue square is falling", seed=6, stages=("interp",))
+    assert list(a) == ["keyframes", "interp"]
+    torch.testing.assert_close(a["interp"], b["interp"], rtol=0, atol=0)
+    assert (a["interp"] - c["interp"]).abs().max() > 1e-3
+
+
+def test_generate_writes_the_last_stage_and_optionally_the_others(tiny, tmp_path):
+    out = tmp_path / "v.mp4"
+    code, _, _ = run_main(generate_main, "--backbone", tiny, "--prompt", "a star is moving up", "--stages",
+                          "keyframes,interp", "--out", out, "--save-stages", "--set", "keyframe_steps=2",
+                          "--set", "interp_steps=2", "--device", "cpu")
+    assert code == 0
+    assert read_video(out).frames.shape == (29, 16, 24, 3)
+    keyframes = read_video(tmp_path / "v.keyframes.mp4")
+    assert keyframes.frames.shape == (8, 16, 24, 3) and keyframes.fps == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--backbone", "nowhere"], "unknown backbone 'nowhere'"),
+    (["--stages", "keyframes,upscale"], "stages are keyframes, interp, sr1, sr2"),
+    (["--set", "keyframe_steps=many"], "keyframe_steps takes a int"),
+    (["--set", "colour=red"], "expected FIELD=VALUE"),
+])
+def test_bad_arguments(tiny, tmp_path, capsys, args, message):
+    base = {"--backbone": str(tiny), "--prompt": "x", "--out": str(tmp_path / "x.mp4")}
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    code, _, err = run_main(generate_main, *[a for kv in base.items() for a in kv], capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_not_a_cascade_directory(tmp_path):
+    (tmp_path / "show-1-base").mkdir()
+    with pytest.raises(UserError, match="not a cascade directory, missing show-1-interpolation"):
+        Backbone.from_dir(tmp_path)

@@ -1,0 +1,260 @@
+"""The Show-1 cascade: keyframes → interpolation → pixel SR (SR1) → latent video-to-video SR (SR2).
+
+A backbone is five model folders in the hub layout (unet/, scheduler/, text_encoder/, …): the three
+Show-1 pixel stages, DeepFloyd IF-II-L (SR1's first frame) and the latent SR2 model. Stages load one at a
+time and are released after use, so a 24 GB GPU runs the whole cascade; the T5 embeddings are computed
+once by the base model's encoder and shared by every T5 stage. Defaults are the official settings
+(RECIPES.md); the T5 stages use an empty negative prompt and SR2 "low resolution, blur", as the official
+code does.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STAGES = ("keyframes", "interp", "sr1", "sr2")
+
+
+@dataclass
+class Source:
+    """Where one model folder comes from: a hub repo id (with revision) or a local directory."""
+
+    path: str
+    revision: str | None = None
+    variant: str | None = None  # weights variant published on the hub (e.g. fp16), used when loading in fp16
+
+    def kwargs(self) -> dict:
+        return {"revision": self.revision} if self.revision else {}
+
+
+@dataclass
+class CascadeSettings:
+    num_frames: int = 8
+    height: int = 40
+    width: int = 64
+    keyframe_steps: int = 75
+    keyframe_guidance: float = 9.0
+    interp_new_per_pair: int = 3
+    interp_steps: int = 75
+    interp_guidance: float = 4.0
+    sr1_scale: int = 4
+    sr1_window: int = 8
+    sr1_stride: int = 7
+    sr1_steps: int = 125
+    sr1_guidance: float = 7.0
+    sr1_noise_level: int = 250
+    if_steps: int = 70
+    if_guidance: float = 4.0
+    if_noise_level: int = 150
+    sr2_height: int = 320
+    sr2_width: int = 576
+    sr2_steps: int = 50
+    sr2_strength: float = 0.8
+    sr2_guidance: float = 15.0  # the pipeline's default; the official code passes none
+    negative_prompt: str = ""
+    sr2_negative_prompt: str = "low resolution, blur"
+
+
+@dataclass
+class Backbone:
+    base: Source
+    interpolation: Source
+    sr1: Source
+    if_sr: Source
+    sr2: Source
+    name: str = "custom"
+    settings: CascadeSettings = field(default_factory=CascadeSettings)
+
+    @classmethod
+    def from_dir(cls, root: str | Path):
+        """A local directory holding show-1-base/, show-1-interpolation/, show-1-sr1/, IF-II-L-v1.0/, show-1-sr2/
+        and optionally cascade.json ({"name": …, "settings": {CascadeSettings fields}})."""
+        from eval.errors import UserError
+
+        root = Path(root)
+        missing = [d for d in LOCAL_DIRS.values() if not (root / d).is_dir()]
+        if missing:
+            raise UserError(f"{root}: not a cascade directory, missing {', '.join(missing)}")
+        meta = json.loads((root / "cascade.json").read_text()) if (root / "cascade.json").is_file() else {}
+        try:
+            settings = CascadeSettings(**meta.get("settings", {}))
+        except TypeError as e:
+            raise UserError(f"{root / 'cascade.json'}: {e}") from None
+        return cls(**{k: Source(str(root / d)) for k, d in LOCAL_DIRS.items()}, name=meta.get("name", root.name),
+                   settings=settings)
+
+
+LOCAL_DIRS = {"base": "show-1-base", "interpolation": "show-1-interpolation", "sr1": "show-1-sr1",
+              "if_sr": "IF-II-L-v1.0", "sr2": "show-1-sr2"}
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """(3, F, H, W) in [-1, 1] → uint8 F×H×W×3."""
+    x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(1, 2, 3, 0).cpu().numpy()
+
+
+class Show1Cascade:
+    def __init__(self, backbone: Backbone, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+        self.backbone = backbone
+        self.settings = backbone.settings
+        self.device = torch.device(device)
+        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
+        self._embeds: dict[str, torch.Tensor] = {}
+
+    # loading -------------------------------------------------------------------------------------------
+    def _load(self, cls, source: Source, subfolder: str, **kw):
+        """from_pretrained with one clear line for missing, gated or unreachable weights."""
+        from eval.errors import UserError
+
+        if source.variant and self.dtype == torch.float16 and "torch_dtype" in kw:
+            kw["variant"] = source.variant
+        try:
+            return cls.from_pretrained(source.path, subfolder=subfolder, **source.kwargs(), **kw)
+        except (OSError, ValueError) as e:
+            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            hint = ""
+            if "gated" in str(e).lower() or "401" in str(e) or "403" in str(e):
+                hint = " — the repository is gated: accept its licence on the hub, then `huggingface-cli login`"
+            elif not Path(source.path).exists():
+                hint = " — hub weights download once on a machine with network access (then they are cached)"
+            raise UserError(f"cannot load {source.path}/{subfolder}: {text}{hint}") from None
+
+    def load_unet(self, source: Source):
+        from vmc.models import Show1UNet3D
+
+        return self._load(Show1UNet3D, source, "unet", torch_dtype=self.dtype).to(self.device).eval()
+
+    def load_scheduler(self, source: Source, subfolder: str = "scheduler", cls=None):
+        from diffusers import DPMSolverMultistepScheduler
+
+        return self._load(cls or DPMSolverMultistepScheduler, source, subfolder)
+
+    def release(self, *modules):
+        for m in modules:
+            if hasattr(m, "to"):
+                m.to("cpu")
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # text ------------------------------------------------------------------------------------------------
+    def t5_embeddings(self, prompts: list[str]) -> list[torch.Tensor]:
+        """T5 embeddings of prompts with the base model's encoder, each computed once per cascade."""
+        todo = [p for p in dict.fromkeys(prompts) if p not in self._embeds]
+        if todo:
+            from transformers import AutoTokenizer, T5EncoderModel
+
+            from vmc.pipelines.text import T5PromptEncoder
+
+            src = self.backbone.base
+            tokenizer = self._load(AutoTokenizer, src, "tokenizer")
+            encoder = self._load(T5EncoderModel, src, "text_encoder", torch_dtype=self.dtype)
+            enc = T5PromptEncoder(tokenizer, encoder, self.device, self.dtype)
+            for p, e in zip(todo, enc.encode(todo)):
+                self._embeds[p] = e
+            self.release(encoder)
+        return [self._embeds[p][None] for p in prompts]
+
+    # stages ----------------------------------------------------------------------------------------------
+    def keyframes(self, prompt: str, seed: int, init_latents: torch.Tensor | None = None, unet=None):
+        from vmc.pipelines.keyframes import KeyframeSampler
+
+        s = self.settings
+        text, negative = self.t5_embeddings([prompt, s.negative_prompt])
+        own = unet is None
+        unet = unet or self.load_unet(self.backbone.base)
+        sampler = KeyframeSampler(unet, self.load_scheduler(self.backbone.base))
+        out = sampler(text, negative, s.num_frames, s.height, s.width, s.keyframe_steps, s.keyframe_guidance,
+                      generator=torch.Generator(self.device).manual_seed(seed), init_latents=init_latents)
+        if own:
+            self.release(unet)
+        return out
+
+    def interpolate(self, keyframes: torch.Tensor, prompt: str, seed: int):
+        from vmc.pipelines.interpolation import InterpolationSampler
+
+        s = self.settings
+        text, negative = self.t5_embeddings([prompt, s.negative_prompt])
+        unet = self.load_unet(self.backbone.interpolation)
+        out = InterpolationSampler(unet, self.load_scheduler(self.backbone.interpolation))(
+            keyframes, text, negative, s.interp_new_per_pair, s.interp_steps, s.interp_guidance,
+            generator=torch.Generator(self.device).manual_seed(seed))
+        self.release(unet)
+        return out
+
+    def first_frame_sr(self, frame: torch.Tensor, text, negative, seed: int) -> torch.Tensor:
+        """SR1's first frame with DeepFloyd IF-II-L (diffusers' IFSuperResolutionPipeline)."""
+        from diffusers import DDPMScheduler, IFSuperResolutionPipeline, UNet2DConditionModel
+
+        s, src = self.settings, self.backbone.if_sr
+        unet = self._load(UNet2DConditionModel, src, "unet", torch_dtype=self.dtype).to(self.device)
+        pipe = IFSuperResolutionPipeline(
+            tokenizer=None, text_encoder=None, unet=unet, scheduler=self.load_scheduler(src, cls=DDPMScheduler),
+            image_noising_scheduler=self.load_scheduler(src, "image_noising_scheduler", DDPMScheduler),
+            safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(leave=False, desc="sr1 first frame")
+        h, w = frame.shape[-2] * s.sr1_scale, frame.shape[-1] * s.sr1_scale
+        out = pipe(image=frame.to(self.dtype), prompt_embeds=text, negative_prompt_embeds=negative, height=h,
+                   width=w, num_inference_steps=s.if_steps, guidance_scale=s.if_guidance,
+                   noise_level=s.if_noise_level, generator=torch.Generator(self.device).manual_seed(seed),
+                   output_type="pt").images
+        self.release(unet)
+        return out
+
+    def sr1(self, video: torch.Tensor, prompt: str, seed: int):
+        from diffusers import DDPMScheduler
+
+        from vmc.pipelines.super_resolution import PixelSRSampler
+
+        s, src = self.settings, self.backbone.sr1
+        text, negative = self.t5_embeddings([prompt, s.negative_prompt])
+        first = self.first_frame_sr(video[:, :, 0], text, negative, seed)
+        unet = self.load_unet(src)
+        sampler = PixelSRSampler(unet, self.load_scheduler(src),
+                                 self.load_scheduler(src, "image_noising_scheduler", DDPMScheduler))
+        out = sampler(video, lambda _frame: first, text, negative, s.sr1_scale, s.sr1_window, s.sr1_stride,
+                      s.sr1_steps, s.sr1_guidance, s.sr1_noise_level, seed=seed)
+        self.release(unet)
+        return out
+
+    def sr2(self, video: torch.Tensor, prompt: str, seed: int):
+        from diffusers import AutoencoderKL, VideoToVideoSDPipeline
+        from PIL import Image
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        s, src = self.settings, self.backbone.sr2
+        frames = [Image.fromarray(f).resize((s.sr2_width, s.sr2_height)) for f in to_uint8(video[0])]
+        unet = self.load_unet(src)
+        pipe = VideoToVideoSDPipeline(
+            vae=self._load(AutoencoderKL, src, "vae", torch_dtype=self.dtype),
+            text_encoder=self._load(CLIPTextModel, src, "text_encoder", torch_dtype=self.dtype),
+            tokenizer=self._load(CLIPTokenizer, src, "tokenizer"), unet=unet,
+            scheduler=self.load_scheduler(src)).to(self.device)
+        pipe.set_progress_bar_config(leave=False, desc="sr2")
+        out = pipe(prompt, video=frames, strength=s.sr2_strength, num_inference_steps=s.sr2_steps,
+                   guidance_scale=s.sr2_guidance, negative_prompt=s.sr2_negative_prompt,
+                   generator=torch.Generator(self.device).manual_seed(seed), output_type="pt").frames
+        self.release(pipe.vae, pipe.text_encoder, unet)
+        return out.permute(0, 2, 1, 3, 4) * 2 - 1  # (B, F, C, H, W) in [0, 1] → (B, C, F, H, W) in [-1, 1]
+
+    def run(self, prompt: str, seed: int = 0, stages=STAGES, init_latents=None, keyframe_unet=None) -> dict:
+        """Run the cascade up to the last requested stage; returns {stage: (B, 3, F, H, W) in [-1, 1]}."""
+        unknown = set(stages) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+        last = max(STAGES.index(st) for st in stages)
+        out = {"keyframes": self.keyframes(prompt, seed, init_latents, keyframe_unet)}
+        if last >= 1:
+            out["interp"] = self.interpolate(out["keyframes"], prompt, seed)
+        if last >= 2:
+            out["sr1"] = self.sr1(out["interp"], prompt, seed)
+        if last >= 3:
+            out["sr2"] = self.sr2(out["sr1"], prompt, seed)
+        return out
