@@ -2,7 +2,7 @@
 written once to the user cache; no download), or any local directory laid out like the hub repos.
 
 The hub revisions are left at `main` (the stored hub pages this project was built from give no full commit
-ids); pass --revision-… to pin. Note that show-1-base's scheduler config changed between revisions
+ids); to pin exact files, download the repos once and pass their directory. Note that show-1-base's scheduler config changed between revisions
 (variance_type learned_range → fixed_small); DPM-Solver sampling reads only the first three UNet output
 channels either way, so sampling is unaffected.
 """
