@@ -1,0 +1,48 @@
+"""DDIM inversion of a reference clip: the starting noise of VMC's keyframe sampling.
+
+Deterministic DDIM run backwards (empty prompt, no guidance, official default 75 steps): at each level the
+UNet's ε at the next timestep, evaluated on the current sample, carries the sample one level up. By default
+the DDIM schedule uses the base model's own betas (squaredcos_cap_v2); `schedule="sd15"` reproduces the
+official code, which inverts with Stable Diffusion 1.5's scaled-linear schedule (beta 0.00085–0.012,
+steps_offset 1) whatever the backbone.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMScheduler
+from tqdm.auto import tqdm
+
+SD15 = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+            clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+SCHEDULES = ("base", "sd15")
+
+
+def inversion_scheduler(schedule: str, base_config: dict) -> DDIMScheduler:
+    if schedule == "sd15":
+        return DDIMScheduler(**SD15)
+    if schedule != "base":
+        raise ValueError(f"unknown inversion schedule '{schedule}' (schedules: {', '.join(SCHEDULES)})")
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "steps_offset")
+    return DDIMScheduler(**{k: base_config[k] for k in keys if k in base_config}, clip_sample=False,
+                         set_alpha_to_one=False)
+
+
+@torch.no_grad()
+def ddim_invert(unet, video: torch.Tensor, text_embeds: torch.Tensor, scheduler: DDIMScheduler,
+                num_steps: int = 75, progress: bool = True) -> torch.Tensor:
+    """video (B, 3, F, H, W) in [-1, 1] → the noise it maps to at the top of the schedule."""
+    scheduler.set_timesteps(num_steps)
+    stride = scheduler.config.num_train_timesteps // num_steps
+    alphas = scheduler.alphas_cumprod.to(torch.float64)
+    x = video.to(unet.dtype)
+    text = text_embeds.to(unet.dtype)
+    for t in tqdm(scheduler.timesteps.flip(0), desc="ddim inversion", disable=not progress, leave=False):
+        t = int(t)
+        eps = unet(x, t, text).sample[:, :video.shape[1]].double()
+        prev = min(t - stride, 999)
+        a_prev = alphas[prev] if prev >= 0 else scheduler.final_alpha_cumprod.double()
+        a_t = alphas[t]
+        x0 = (x.double() - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
+        x = (a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps).to(unet.dtype)
+    return x
