@@ -1,0 +1,78 @@
+"""VMC adaptation loop and adapter files."""
+
+import json
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+
+from eval.errors import UserError
+from unet_reference import deterministic_state_dict, tiny_configs
+from vmc.adapter import load_adapter, save_adapter
+from vmc.models import Show1UNet3D
+from vmc.trainer import TrainConfig, train_motion
+
+
+def _unet(config=None):
+    model = Show1UNet3D.from_config(config or tiny_configs()["keyframes"]).eval()
+    model.load_state_dict(deterministic_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}))
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    unet = _unet()
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(1, 3, 4, 16, 24, generator=g) * 2 - 1
+    text = torch.randn(1, 5, 96, generator=g)
+    result = train_motion(unet, video, text, DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+                          TrainConfig(steps=4, lr=1e-3), progress=False)
+    return unet, before, result
+
+
+def test_only_the_selected_parameters_change(trained):
+    unet, before, result = trained
+    changed = {k for k, v in unet.state_dict().items() if not torch.equal(v, before[k])}
+    # 16 temporal transformers (down 3×2, mid 1, up 3×3) × 2 self-attentions × q, k, v
+    assert changed == set(result["trained"]) and len(changed) == 16 * 2 * 3
+    assert len(result["history"]) == 4 and all(0 <= x <= 2 for x in result["history"])
+
+
+def test_adapter_round_trip_gives_identical_outputs(trained, tmp_path):
+    unet, _, result = trained
+    folder = save_adapter(tmp_path / "adapter", unet, result["trained"], {"base": {"id": "tiny"}, "steps": 4})
+    info = json.loads((folder / "adapter.json").read_text())
+    assert set(info["tensors"]) == set(result["trained"]) and info["steps"] == 4
+    fresh = _unet()
+    load_adapter(folder, fresh)
+    x = torch.randn(1, 3, 4, 16, 24, generator=torch.Generator().manual_seed(2))
+    text = torch.randn(1, 5, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x, 300, text).sample, unet(x, 300, text).sample, rtol=0, atol=0)
+
+
+def test_adapter_refuses_another_base(trained, tmp_path):
+    unet, _, result = trained
+    folder = save_adapter(tmp_path / "adapter", unet, result["trained"], {"base": {"id": "tiny"}})
+    other = _unet({**tiny_configs()["keyframes"], "block_out_channels": [32, 64, 64, 64]})
+    with pytest.raises(UserError, match="trained on another base UNet"):
+        load_adapter(folder, other)
+    (folder / "adapter.json").write_text("{broken")
+    with pytest.raises(UserError, match="adapter.json: not valid JSON"):
+        load_adapter(folder, unet)
+    with pytest.raises(UserError, match="not an adapter"):
+        load_adapter(tmp_path, unet)
+
+
+def test_seeded_training_is_reproducible_and_checkpointing_changes_nothing():
+    g = torch.Generator().manual_seed(0)
+    video, text = torch.rand(1, 3, 4, 16, 24, generator=g) * 2 - 1, torch.randn(1, 5, 96, generator=g)
+    runs = []
+    for checkpointing in (False, False, True):
+        unet = _unet()
+        runs.append(train_motion(unet, video, text, DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+                                 TrainConfig(steps=2, lr=1e-3, gradient_checkpointing=checkpointing),
+                                 progress=False)["history"])
+    assert runs[0] == runs[1]
+    assert runs[2] == pytest.approx(runs[0], rel=1e-5)

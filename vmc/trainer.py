@@ -1,0 +1,97 @@
+"""VMC adaptation: train the selected temporal-attention projections on one reference clip.
+
+Official settings: AdamW (lr 1e-4, betas 0.9/0.999, weight decay 1e-2, eps 1e-8), 400 steps, batch 1,
+gradient clipping 1.0, timesteps uniform in [0, 1000), seed 12345, the UNet in train mode (its temporal
+convs' dropout is active, as in the official run). On a GPU, autocast in bf16 (or fp16 with loss scaling)
+over fp32 master weights; fp32 on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from vmc.losses import motion_distillation_loss
+from vmc.parameters import select_parameters
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 400
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-2
+    eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    seed: int = 12345
+    loss: str = "cosine"
+    rule: str = "qkv"
+    mixed_precision: str = "auto"  # auto: bf16 on GPU, none on CPU; or bf16, fp16, no
+    gradient_checkpointing: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    choice = config.mixed_precision
+    if choice == "auto":
+        choice = "bf16" if device.type == "cuda" else "no"
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}[choice]
+
+
+def _step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alphas, g, config) -> float:
+    noise = torch.randn(video.shape, generator=g, device=video.device)
+    noisy = noise_scheduler.add_noise(video, noise, t)
+    with torch.autocast(video.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        pred = unet(noisy, t, text).sample
+    loss = motion_distillation_loss(pred.float(), noise, config.loss, noisy=noisy, clean=video,
+                                    alphas_cumprod_t=alphas[t])
+    if scaler:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+    else:
+        loss.backward()
+    torch.nn.utils.clip_grad_norm_(selected.values(), config.max_grad_norm)
+    if scaler:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_scheduler, config: TrainConfig,
+                 progress: bool = True) -> dict:
+    """video (1, 3, F, H, W) in [-1, 1]; text_embeds (1, L, D) of the training prompt; noise_scheduler: the
+    base model's training noise schedule (add_noise). Returns {"history": [loss per step], "trained": names}."""
+    device = next(unet.parameters()).device
+    unet.to(torch.float32)
+    selected = select_parameters(unet, config.rule)
+    if config.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    opt = torch.optim.AdamW(selected.values(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
+                            eps=config.eps)
+    amp = _autocast_dtype(config, device)
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
+    g = torch.Generator(device).manual_seed(config.seed)
+    total = noise_scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, total, (config.steps,), generator=g, device=device)
+    alphas = noise_scheduler.alphas_cumprod.to(device)
+    video, text = video.to(device, torch.float32), text_embeds.to(device, torch.float32)
+    history = []
+    # dropout draws from the global RNG: seed it too (as the official run does), without touching the caller's
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        bar = tqdm(range(config.steps), desc="vmc adaptation", disable=not progress, leave=False)
+        for step in bar:
+            t = timesteps[step:step + 1]
+            history.append(_step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alphas, g, config))
+            bar.set_postfix(loss=f"{history[-1]:.4f}")
+    unet.eval()
+    unet.requires_grad_(False)
+    return {"history": history, "trained": sorted(selected)}
