@@ -38,4 +38,8 @@ def resolve_backbone(spec: str) -> Backbone:
         return Backbone.from_dir(root)
     if Path(spec).is_dir():
         return Backbone.from_dir(spec)
+    if spec == "shapes":
+        raise UserError("the shapes-world backbone (the offline default) is not shipped in this version yet; "
+                        "name another backbone, e.g. --methods vmc:tiny (random weights, for trying the pipeline) "
+                        "or vmc:show1")
     raise UserError(f"unknown backbone '{spec}': use {', '.join(PROFILES)} or a cascade directory")

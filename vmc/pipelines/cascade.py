@@ -70,11 +70,13 @@ class Backbone:
     sr2: Source
     name: str = "custom"
     settings: CascadeSettings = field(default_factory=CascadeSettings)
+    vmc: dict = field(default_factory=dict)  # adaptation overrides (TrainConfig fields, inversion_steps)
 
     @classmethod
     def from_dir(cls, root: str | Path):
         """A local directory holding show-1-base/, show-1-interpolation/, show-1-sr1/, IF-II-L-v1.0/, show-1-sr2/
-        and optionally cascade.json ({"name": …, "settings": {CascadeSettings fields}})."""
+        and optionally cascade.json ({"name": …, "settings": {CascadeSettings fields}, "vmc": {TrainConfig
+        fields, inversion_steps}})."""
         from eval.errors import UserError
 
         root = Path(root)
@@ -87,7 +89,7 @@ class Backbone:
         except TypeError as e:
             raise UserError(f"{root / 'cascade.json'}: {e}") from None
         return cls(**{k: Source(str(root / d)) for k, d in LOCAL_DIRS.items()}, name=meta.get("name", root.name),
-                   settings=settings)
+                   settings=settings, vmc=meta.get("vmc", {}))
 
 
 LOCAL_DIRS = {"base": "show-1-base", "interpolation": "show-1-interpolation", "sr1": "show-1-sr1",

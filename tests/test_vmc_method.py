@@ -1,0 +1,46 @@
+"""vmc, vmc-eps and t2v as eval.run methods, end to end on the tiny cascade (few steps)."""
+
+import json
+
+import yaml
+
+from conftest import run_main
+from eval.results import read_results
+from eval.run import main as run_main_cli
+
+
+def _fast_tiny(tmp_path):
+    from vmc.tools.make_tiny_cascade import make
+
+    root = make(tmp_path / "tiny")
+    meta = json.loads((root / "cascade.json").read_text())
+    meta["settings"].update(keyframe_steps=2, interp_steps=2, sr1_steps=2, if_steps=2, sr2_steps=2)
+    meta["vmc"] = {"steps": 3, "inversion_steps": 3}
+    (root / "cascade.json").write_text(json.dumps(meta))
+    return root
+
+
+def test_vmc_t2v_and_reference_run_end_to_end(benchmark_dir, tiny_clip, tmp_path):
+    tiny = _fast_tiny(tmp_path)
+    cfg, ckpt = tiny_clip
+    manifest = yaml.safe_load((benchmark_dir / "mini.yaml").read_text())
+    manifest["cases"] = manifest["cases"][1:]  # one case, one prompt
+    manifest["metrics"] = {"clip_model": str(cfg), "clip_pretrained": str(ckpt)}
+    (benchmark_dir / "one.yaml").write_text(yaml.safe_dump(manifest))
+    out = tmp_path / "run"
+    args = ["--methods", f"vmc:{tiny},vmc-eps:{tiny},t2v:{tiny},reference", "--benchmark",
+            benchmark_dir / "one.yaml", "--out", out, "--device", "cpu"]
+    assert run_main(run_main_cli, *args)[0] == 0
+    records = read_results(out / "results.jsonl")
+    assert [r["method"] for r in records] == ["vmc-tiny", "vmc-eps-tiny", "t2v-tiny", "reference"]
+    for r in records[:3]:
+        assert r["num_frames"] == 29 and r["size"] == [128, 192]
+        assert r["metrics"]["text_alignment"] is not None
+    adapters = list((out / "cache").glob("vmc-tiny/down/*/adapter.json"))
+    assert len(adapters) == 1
+    info = json.loads(adapters[0].read_text())
+    assert info["loss"] == "cosine" and len(info["loss_history"]) == 3 and info["train_prompt"] == "a square is falling"
+    eps = json.loads(next((out / "cache").glob("vmc-eps-tiny/down/*/adapter.json")).read_text())
+    assert eps["loss"] == "eps_mse"
+    run = json.loads((out / "run.json").read_text())
+    assert run["methods"]["vmc-tiny"]["train"]["rule"] == "qkv"

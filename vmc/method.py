@@ -1,0 +1,140 @@
+"""The methods `vmc`, `vmc-eps` and `t2v` for `eval.run`, named `vmc[:BACKBONE]` (default: the shapes world).
+
+vmc: adapt the keyframe UNet's temporal attention to the reference clip with the motion distillation loss
+(cached as an adapter under the run's cache, keyed by the case and the settings), DDIM-invert the clip with
+the adapted UNet (empty prompt), then run the cascade from that noise with the target prompt.
+vmc-eps: the same with the plain ε-MSE loss (the paper's ablation). t2v: the unadapted backbone from pure
+noise (the lower bound for motion).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+
+from eval.manifest import Case
+from eval.methods import Method
+from eval.video import Video
+
+DEFAULT_BACKBONE = "shapes"
+
+
+def video_tensor(video: Video, height: int, width: int) -> torch.Tensor:
+    """uint8 T×H×W×3 → (1, 3, T, height, width) in [-1, 1], resized without cropping (as the official data)."""
+    x = torch.from_numpy(video.frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = F.interpolate(x, (height, width), mode="bilinear", align_corners=False, antialias=True)
+    return x.permute(1, 0, 2, 3)[None].clamp(-1, 1)
+
+
+class _CascadeMethod(Method):
+    takes_argument = True
+
+    def __init__(self, arg: str | None = None, device: str | None = None):
+        super().__init__(arg, device)
+        from vmc.backbones import resolve_backbone
+
+        self.backbone = resolve_backbone(arg or os.environ.get("VMC_BACKBONE", DEFAULT_BACKBONE))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._cascade = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.arg is None else f"{self.name}-{self.backbone.name}"
+
+    @property
+    def cascade(self):
+        from vmc.pipelines.cascade import Show1Cascade
+
+        if self._cascade is None:
+            self._cascade = Show1Cascade(self.backbone, self.device)
+        return self._cascade
+
+    def _video(self, outputs: dict) -> Video:
+        from vmc.pipelines.cascade import to_uint8
+
+        last = list(outputs)[-1]
+        return Video(to_uint8(outputs[last][0]), 2.0 if last == "keyframes" else 8.0)
+
+
+class T2VMethod(_CascadeMethod):
+    name = "t2v"
+
+    def info(self) -> dict:
+        return {**super().info(), "backbone": self.backbone.name, "trained_parameters": 0}
+
+    def adapt(self, case: Case):
+        return None
+
+    def generate(self, state, prompt: str, seed: int) -> Video:
+        return self._video(self.cascade.run(prompt, seed))
+
+
+class VMCMethod(_CascadeMethod):
+    name = "vmc"
+    loss = "cosine"
+
+    def train_config(self):
+        from vmc.trainer import TrainConfig
+
+        overrides = {k: v for k, v in self.backbone.vmc.items() if k != "inversion_steps"}
+        return dataclasses.replace(TrainConfig(loss=self.loss), **overrides)
+
+    def info(self) -> dict:
+        return {**super().info(), "backbone": self.backbone.name, "train": self.train_config().to_dict(),
+                "inversion_steps": self.inversion_steps, "inversion_schedule": "base"}
+
+    @property
+    def inversion_steps(self) -> int:
+        return int(self.backbone.vmc.get("inversion_steps", 75))
+
+    def adapt(self, case: Case):
+        from diffusers import DDPMScheduler
+        from safetensors.torch import load_file, save_file
+
+        from vmc.adapter import load_adapter, save_adapter
+        from vmc.inversion import ddim_invert, inversion_scheduler
+        from vmc.trainer import train_motion
+
+        s, cascade = self.backbone.settings, self.cascade
+        config = self.train_config()
+        key = hashlib.sha256(json.dumps([case.fingerprint(), config.to_dict(), self.backbone.name,
+                                         self.inversion_steps, s.num_frames, s.height, s.width]).encode()).hexdigest()
+        folder = (self.cache_dir or cascade_cache()) / case.id / key[:16]
+        video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
+        unet = cascade.load_unet(self.backbone.base).float()
+        if (folder / "inverted.safetensors").is_file():
+            load_adapter(folder, unet)
+            inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
+        else:
+            text = cascade.t5_embeddings([case.train_prompt])[0]
+            base_scheduler = cascade.load_scheduler(self.backbone.base)
+            result = train_motion(unet, video, text, DDPMScheduler.from_config(base_scheduler.config), config)
+            save_adapter(folder, unet, result["trained"], {
+                "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
+                "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
+                "steps": config.steps, "seed": config.seed, "loss_history": result["history"],
+                "train": config.to_dict()})
+            empty = cascade.t5_embeddings([""])[0]
+            inverted = ddim_invert(unet, video, empty, inversion_scheduler("base", dict(base_scheduler.config)),
+                                   self.inversion_steps)
+            save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
+        return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder)}
+
+    def generate(self, state, prompt: str, seed: int) -> Video:
+        return self._video(self.cascade.run(prompt, seed, init_latents=state["inverted"], keyframe_unet=state["unet"]))
+
+
+class VMCEpsMethod(VMCMethod):
+    name = "vmc-eps"
+    loss = "eps_mse"
+
+
+def cascade_cache():
+    from vmc.backbones import tiny_dir
+
+    return tiny_dir().parent / "adapters"
