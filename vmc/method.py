@@ -82,7 +82,12 @@ class VMCMethod(_CascadeMethod):
         from vmc.trainer import TrainConfig
 
         overrides = {k: v for k, v in self.backbone.vmc.items() if k != "inversion_steps"}
-        return dataclasses.replace(TrainConfig(loss=self.loss), **overrides)
+        try:
+            return dataclasses.replace(TrainConfig(loss=self.loss), **overrides)
+        except TypeError as e:
+            from eval.errors import UserError
+
+            raise UserError(f"adaptation settings of backbone {self.backbone.name}: {e}") from None
 
     def info(self) -> dict:
         return {**super().info(), "backbone": self.backbone.name, "train": self.train_config().to_dict(),
@@ -93,6 +98,13 @@ class VMCMethod(_CascadeMethod):
         return int(self.backbone.vmc.get("inversion_steps", 75))
 
     def adapt(self, case: Case):
+        s, config = self.backbone.settings, self.train_config()
+        key = hashlib.sha256(json.dumps([case.fingerprint(), config.to_dict(), self.backbone.name,
+                                         self.inversion_steps, s.num_frames, s.height, s.width]).encode()).hexdigest()
+        return self.adapt_into((self.cache_dir or cascade_cache()) / case.id / key[:16], case)
+
+    def adapt_into(self, folder, case: Case) -> dict:
+        """Train (or reuse) the adapter in `folder` and the DDIM-inverted noise of the reference clip."""
         from diffusers import DDPMScheduler
         from safetensors.torch import load_file, save_file
 
@@ -100,11 +112,7 @@ class VMCMethod(_CascadeMethod):
         from vmc.inversion import ddim_invert, inversion_scheduler
         from vmc.trainer import train_motion
 
-        s, cascade = self.backbone.settings, self.cascade
-        config = self.train_config()
-        key = hashlib.sha256(json.dumps([case.fingerprint(), config.to_dict(), self.backbone.name,
-                                         self.inversion_steps, s.num_frames, s.height, s.width]).encode()).hexdigest()
-        folder = (self.cache_dir or cascade_cache()) / case.id / key[:16]
+        s, cascade, config = self.backbone.settings, self.cascade, self.train_config()
         video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
         unet = cascade.load_unet(self.backbone.base).float()
         if (folder / "inverted.safetensors").is_file():
@@ -115,10 +123,12 @@ class VMCMethod(_CascadeMethod):
             base_scheduler = cascade.load_scheduler(self.backbone.base)
             result = train_motion(unet, video, text, DDPMScheduler.from_config(base_scheduler.config), config)
             save_adapter(folder, unet, result["trained"], {
+                "backbone": self.arg or DEFAULT_BACKBONE,
                 "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
                 "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
-                "steps": config.steps, "seed": config.seed, "loss_history": result["history"],
-                "train": config.to_dict()})
+                "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
+                "loss_history": result["history"], "train": config.to_dict(),
+                "inversion": {"steps": self.inversion_steps, "schedule": "base"}})
             empty = cascade.t5_embeddings([""])[0]
             inverted = ddim_invert(unet, video, empty, inversion_scheduler("base", dict(base_scheduler.config)),
                                    self.inversion_steps)
