@@ -1,6 +1,7 @@
 """python -m vmc.train with an official VMC config (same keys and interpolations, tiny numbers)."""
 
 import json
+from pathlib import Path
 
 from PIL import Image
 
@@ -38,7 +39,7 @@ validation_sample_logger:
 """
 
 
-def test_official_config_trains_and_generates(tmp_path, capsys):
+def test_official_config_trains_and_generates(tmp_path, capsys, monkeypatch):
     tiny = _fast_tiny(tmp_path)
     frames = tmp_path / "video_images" / "square"
     frames.mkdir(parents=True)
@@ -54,6 +55,33 @@ def test_official_config_trains_and_generates(tmp_path, capsys):
     assert info["inversion"]["steps"] == 3 and info["train_prompt"] == "a square is moving"
     sample = read_video(tmp_path / "adapter" / "samples" / "a-red-square-is-moving__s12345.mp4")
     assert sample.frames.shape == (29, 128, 192, 3)
+
+    # vmc.generate --adapter (backbone from adapter.json) starts the keyframes from the inverted clip with the
+    # adapted UNet: its keyframes match an in-process computation and differ from plain text-to-video.
+    import torch
+    from safetensors.torch import load_file
+
+    from vmc.adapter import load_adapter
+    from vmc.generate import main as generate_main
+    from vmc.pipelines.cascade import Backbone, Show1Cascade, to_uint8
+
+    import eval.video
+
+    written = {}  # the frames vmc.generate writes (random tiny outputs are noise, which H.264 does not keep)
+    monkeypatch.setattr(eval.video, "write_video", lambda path, video: written.__setitem__(Path(path).stem, video))
+    common = ["--prompt", "a red square is moving", "--seed", "12345", "--device", "cpu", "--stages", "keyframes"]
+    for name, extra in (("adapter", ["--adapter", tmp_path / "adapter"]), ("t2v", ["--backbone", tiny])):
+        code, _, err = run_main(generate_main, *extra, *common, "--out", tmp_path / f"{name}.mp4", capsys=capsys)
+        assert code == 0, err
+    videos = {name: written[name].frames.astype(int) for name in ("adapter", "t2v")}
+    cascade = Show1Cascade(Backbone.from_dir(tiny), "cpu")
+    unet = cascade.load_unet(cascade.backbone.base)
+    load_adapter(tmp_path / "adapter", unet)
+    noise = load_file(str(tmp_path / "adapter" / "inverted.safetensors"))["noise"]
+    with torch.no_grad():
+        expected = to_uint8(cascade.keyframes("a red square is moving", 12345, noise, unet)[0]).astype(int)
+    assert abs(videos["adapter"] - expected).mean() < 0.5  # float noise only
+    assert abs(videos["t2v"] - expected).mean() > 10
 
 
 def test_bad_configs(tmp_path, capsys):

@@ -1,6 +1,8 @@
-"""python -m vmc.generate --backbone show1|tiny|DIR --prompt "…" [--stages keyframes,interp,sr1,sr2] --seed S --out x.mp4
+"""python -m vmc.generate [--backbone show1|tiny|DIR | --adapter DIR] --prompt "…" [--stages …] --seed S --out x.mp4
 
-Text-to-video with the Show-1 cascade (every stage's official defaults). --save-stages also writes each
+Text-to-video with the Show-1 cascade (every stage's official defaults). With --adapter (a folder written by
+vmc.train or eval.run) the keyframe UNet carries the adapter and sampling starts from the reference clip's
+DDIM inversion: the reference motion in the prompt's appearance. --save-stages also writes each
 intermediate stage as x.<stage>.mp4.
 """
 
@@ -18,7 +20,10 @@ STAGE_FPS = {"keyframes": 2.0, "interp": 8.0, "sr1": 8.0, "sr2": 8.0}  # as the 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m vmc.generate", description=__doc__.split("\n\n")[1])
-    p.add_argument("--backbone", default="show1", help="show1, tiny, or a cascade directory (default: show1)")
+    p.add_argument("--backbone", default=None, help="show1, tiny, or a cascade directory (default: the adapter's, "
+                   "else show1)")
+    p.add_argument("--adapter", type=Path, default=None, help="a VMC adapter folder (adapter.json, "
+                   "adapter.safetensors, inverted.safetensors)")
     p.add_argument("--prompt", required=True)
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, up to the last one wanted "
                    f"(default: {','.join(STAGES)})")
@@ -60,10 +65,28 @@ def main(argv=None):
     from vmc.backbones import resolve_backbone
     from vmc.pipelines.cascade import Show1Cascade, to_uint8
 
-    backbone = resolve_backbone(args.backbone)
+    info = None
+    if args.adapter is not None:
+        from vmc.adapter import read_adapter_info
+
+        info = read_adapter_info(args.adapter)
+        if not (args.adapter / "inverted.safetensors").is_file():
+            raise UserError(f"{args.adapter}: inverted.safetensors is missing (the reference clip's inverted noise)")
+    backbone = resolve_backbone(args.backbone or (info or {}).get("backbone", "show1"))
     backbone.settings = apply_overrides(backbone.settings, args.set)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    outputs = Show1Cascade(backbone, device).run(args.prompt, args.seed, stages)
+    cascade = Show1Cascade(backbone, device)
+    if info is None:
+        outputs = cascade.run(args.prompt, args.seed, stages)
+    else:
+        from safetensors.torch import load_file
+
+        from vmc.adapter import load_adapter
+
+        unet = cascade.load_unet(backbone.base)
+        load_adapter(args.adapter, unet)
+        noise = load_file(str(args.adapter / "inverted.safetensors"))["noise"].to(device)
+        outputs = cascade.run(args.prompt, args.seed, stages, init_latents=noise, keyframe_unet=unet)
     last = list(outputs)[-1]
     for stage, video in outputs.items():
         if stage == last or args.save_stages:
