@@ -105,7 +105,8 @@ def test_two_processes_give_the_same_results_as_one(benchmark_dir, tiny_clip):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--methods", "vmc,tav"], "method(s) 'vmc', 'tav' not registered"),
+    (["--methods", "vmc,tav"], "method(s) 'tav' not registered"),
+    (["--methods", "vmc"], "the shapes-world backbone (the offline default) is not shipped"),
     (["--methods", "reference", "--benchmark", "nowhere.yaml"], "nowhere.yaml: no such benchmark manifest"),
     (["--methods", "reference", "--seeds", "a,b"], "--seeds must be comma-separated integers"),
     (["--methods", "precomputed:/no/such/dir"], "/no/such/dir: no such folder"),

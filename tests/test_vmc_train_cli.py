@@ -48,11 +48,11 @@ def test_official_config_trains_and_generates(tmp_path, capsys, monkeypatch):
     config = tmp_path / "square.yml"
     config.write_text(OFFICIAL.format(base=tiny))
     code, out, err = run_main(train_main, "--config", config, "--out", tmp_path / "adapter", "--device", "cpu",
-                              capsys=capsys)
+                              "--inversion-schedule", "sd15", capsys=capsys)
     assert code == 0, err
     info = json.loads((tmp_path / "adapter" / "adapter.json").read_text())
     assert info["steps"] == 3 and info["train"]["lr"] == 1e-4 and info["seed"] == 12345
-    assert info["inversion"]["steps"] == 3 and info["train_prompt"] == "a square is moving"
+    assert info["inversion"] == {"steps": 3, "schedule": "sd15"} and info["train_prompt"] == "a square is moving"
     sample = read_video(tmp_path / "adapter" / "samples" / "a-red-square-is-moving__s12345.mp4")
     assert sample.frames.shape == (29, 128, 192, 3)
 

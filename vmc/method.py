@@ -81,7 +81,7 @@ class VMCMethod(_CascadeMethod):
     def train_config(self):
         from vmc.trainer import TrainConfig
 
-        overrides = {k: v for k, v in self.backbone.vmc.items() if k != "inversion_steps"}
+        overrides = {k: v for k, v in self.backbone.vmc.items() if not k.startswith("inversion_")}
         try:
             return dataclasses.replace(TrainConfig(loss=self.loss), **overrides)
         except TypeError as e:
@@ -91,16 +91,21 @@ class VMCMethod(_CascadeMethod):
 
     def info(self) -> dict:
         return {**super().info(), "backbone": self.backbone.name, "train": self.train_config().to_dict(),
-                "inversion_steps": self.inversion_steps, "inversion_schedule": "base"}
+                "inversion_steps": self.inversion_steps, "inversion_schedule": self.inversion_schedule}
 
     @property
     def inversion_steps(self) -> int:
         return int(self.backbone.vmc.get("inversion_steps", 75))
 
+    @property
+    def inversion_schedule(self) -> str:
+        """base (default: the backbone's own betas) or sd15 (the official code's quirk)."""
+        return str(self.backbone.vmc.get("inversion_schedule", "base"))
+
     def adapt(self, case: Case):
         s, config = self.backbone.settings, self.train_config()
-        key = hashlib.sha256(json.dumps([case.fingerprint(), config.to_dict(), self.backbone.name,
-                                         self.inversion_steps, s.num_frames, s.height, s.width]).encode()).hexdigest()
+        key = hashlib.sha256(json.dumps([case.fingerprint(), config.to_dict(), self.backbone.name, self.inversion_steps,
+                                         self.inversion_schedule, s.num_frames, s.height, s.width]).encode()).hexdigest()
         return self.adapt_into((self.cache_dir or cascade_cache()) / case.id / key[:16], case)
 
     def adapt_into(self, folder, case: Case) -> dict:
@@ -128,9 +133,10 @@ class VMCMethod(_CascadeMethod):
                 "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
                 "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
                 "loss_history": result["history"], "train": config.to_dict(),
-                "inversion": {"steps": self.inversion_steps, "schedule": "base"}})
+                "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule}})
             empty = cascade.t5_embeddings([""])[0]
-            inverted = ddim_invert(unet, video, empty, inversion_scheduler("base", dict(base_scheduler.config)),
+            inverted = ddim_invert(unet, video, empty, inversion_scheduler(self.inversion_schedule,
+                                                                           dict(base_scheduler.config)),
                                    self.inversion_steps)
             save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
         return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder)}

@@ -81,6 +81,9 @@ def main(argv=None):
     p.add_argument("--backbone", default=None, help="overrides the config's (show1, tiny, or a cascade directory)")
     p.add_argument("--device", default=None)
     p.add_argument("--no-samples", action="store_true", help="only train and invert")
+    p.add_argument("--inversion-schedule", choices=["base", "sd15"], default="base",
+                   help="DDIM inversion schedule: the backbone's own (default) or Stable Diffusion 1.5's, as the "
+                        "official code uses")
     args = p.parse_args(argv)
     cfg = load_train_config(args.config)
     reference = _resolve_path(str(cfg["case"]["reference"]), args.config)
@@ -103,7 +106,7 @@ def main(argv=None):
         method.backbone.settings = dataclasses.replace(method.backbone.settings, **cfg["settings"])
     except TypeError as e:
         raise UserError(f"{args.config}: {e}") from None
-    method.backbone.vmc = {**method.backbone.vmc, **cfg["train"]}
+    method.backbone.vmc = {**method.backbone.vmc, **cfg["train"], "inversion_schedule": args.inversion_schedule}
     state = method.adapt_into(args.out, case)
     print(f"adapter written to {args.out}")
     if args.no_samples:
