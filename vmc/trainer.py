@@ -69,7 +69,8 @@ def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_sch
     """video (1, 3, F, H, W) in [-1, 1]; text_embeds (1, L, D) of the training prompt; noise_scheduler: the
     base model's training noise schedule (add_noise). Returns {"history": [loss per step], "trained": names}."""
     device = next(unet.parameters()).device
-    unet.to(torch.float32)
+    if unet.dtype != torch.float32:  # fp32 master weights; autocast does the low-precision math
+        unet.to(torch.float32)
     selected = select_parameters(unet, config.rule)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
