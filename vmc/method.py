@@ -68,6 +68,7 @@ class T2VMethod(_CascadeMethod):
         return {**super().info(), "backbone": self.backbone.name, "trained_parameters": 0}
 
     def adapt(self, case: Case):
+        self.cascade.t5_embeddings([*case.target_prompts, self.backbone.settings.negative_prompt])  # one encoder load
         return None
 
     def generate(self, state, prompt: str, seed: int) -> Video:
@@ -118,6 +119,8 @@ class VMCMethod(_CascadeMethod):
         from vmc.trainer import train_motion
 
         s, cascade, config = self.backbone.settings, self.cascade, self.train_config()
+        # every prompt of the case in one encoder load (the cache serves training, inversion and generation)
+        cascade.t5_embeddings([case.train_prompt, "", *case.target_prompts, s.negative_prompt])
         video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
         unet = cascade.load_unet(self.backbone.base).float()
         if (folder / "inverted.safetensors").is_file():
