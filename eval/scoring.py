@@ -14,16 +14,14 @@ class Scorer:
     def __init__(self, clip: ClipMetric, motion: MotionMetric | None = None):
         self.clip = clip
         self.motion = motion or MotionMetric()
+        self._ids = {field: spec_id({"metric": metric.name, **metric.spec()})
+                     for metric in (self.clip, self.motion) for field in metric.fields}  # specs are fixed
 
     def specs(self) -> dict:
         return {"clip": self.clip.spec(), "motion": self.motion.spec()}
 
     def spec_ids(self) -> dict[str, str]:
-        ids = {}
-        for metric, spec in ((self.clip, self.clip.spec()), (self.motion, self.motion.spec())):
-            for field in metric.fields:
-                ids[field] = spec_id({"metric": metric.name, **spec})
-        return ids
+        return dict(self._ids)
 
     def score_many(self, items: list[tuple[np.ndarray, str, np.ndarray | None]]) -> list[dict]:
         """[(frames, prompt, reference frames or None)] → the scoring part of each record."""
@@ -37,7 +35,7 @@ class Scorer:
         if motion_out is not None:
             values.update(motion_out[0])
             details.update(motion_out[1])
-        ids = self.spec_ids()
+        ids = self._ids
         metrics, undefined = {}, {}
         for k, v in values.items():
             if isinstance(v, MetricUndefined):
