@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from eval.errors import UserError
+
 SUMMARY_COLUMNS = ["method", "metric", "n", "n_undefined", "mean", "ci95_low", "ci95_high", "std", "spec_id"]
 
 
@@ -32,7 +34,8 @@ def read_results(path: Path) -> list[dict]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             if data.endswith(b"\n") or i != data.count(b"\n"):
-                raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+                raise UserError(f"{path}: line {i + 1} is not valid JSON (only a torn last line is tolerated)") \
+                    from None
     return records
 
 

@@ -127,3 +127,12 @@ def test_changed_metric_spec_refuses_to_mix_into_an_existing_run(benchmark_dir, 
     code, _, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out,
                             "--clip-frames", "4", capsys=capsys)
     assert code == 2 and "different metric specs" in err
+
+
+def test_corrupt_results_file_is_one_line(benchmark_dir, tiny_clip, capsys):
+    bench = _bench(benchmark_dir, tiny_clip)
+    out = benchmark_dir / "run"
+    out.mkdir()
+    (out / "results.jsonl").write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    code, _, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out, capsys=capsys)
+    assert code == 2 and "results.jsonl: line 2 is not valid JSON" in err.strip().splitlines()[-1]
