@@ -16,6 +16,8 @@ def add_metric_args(p: argparse.ArgumentParser):
     g.add_argument("--clip-dtype", choices=["fp32", "fp16", "bf16"], default=None,
                    help="CLIP compute dtype (default: fp16 on GPU, fp32 on CPU)")
     g.add_argument("--batch-size", type=int, default=256, help="frames per CLIP encoder batch")
+    g.add_argument("--oracle", choices=["shapes", "none"], default=None,
+                   help="shapes-world oracle metrics (default: on for benchmarks that ask for them)")
     g.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -23,7 +25,7 @@ def build_scorer(args, defaults: dict | None = None, device: str | None = None):
     """The Scorer the options describe (torch and open_clip load here, after the arguments are checked)."""
     import torch
 
-    from eval.metrics import ClipMetric, MotionMetric
+    from eval.metrics import ClipMetric, MotionMetric, OracleMetric
     from eval.scoring import Scorer
 
     defaults = defaults or {}
@@ -32,4 +34,5 @@ def build_scorer(args, defaults: dict | None = None, device: str | None = None):
                       pretrained=args.clip_pretrained or defaults.get("clip_pretrained", "openai"),
                       device=device or args.device, dtype=dtype, batch_size=args.batch_size,
                       num_frames=args.clip_frames)
-    return Scorer(clip, MotionMetric())
+    oracle = (args.oracle or defaults.get("oracle", "none")) == "shapes"
+    return Scorer(clip, MotionMetric(), OracleMetric() if oracle else None)

@@ -168,7 +168,8 @@ def _run_item(out: Path, method: Method, state, case: Case, item: Item, referenc
         write_video(path, video)
     decoded = read_video(path)  # score what is on disk, so eval.score on these files agrees exactly
     t0 = time.perf_counter()
-    scored = scorer.score_many([(decoded.frames, item.prompt, reference.frames)])[0]
+    scored = scorer.score_many([(decoded.frames, item.prompt, reference.frames,
+                                 case.meta.get("reference_prompt"))])[0]
     score_s = round(time.perf_counter() - t0, 4)
     return {"key": item.key, "method": item.method, "case": item.case, "prompt": item.prompt, "seed": item.seed,
             "video": str(item.video_path), "num_frames": decoded.num_frames, "fps": decoded.fps,

@@ -2,7 +2,8 @@
 
 A manifest is either a list of cases or a mapping with `cases:` and optional `name`, `description`, `source`,
 `root` (where reference paths are resolved, relative to the manifest; default its own folder), `defaults`
-(`frames`, `fps` for every case) and `metrics` (`clip_model`, `clip_pretrained`: the benchmark's default CLIP).
+(`frames`, `fps` for every case) and `metrics` (`clip_model`, `clip_pretrained`: the benchmark's default CLIP;
+`oracle: shapes` adds the shapes-world oracle metrics, which read a case's `meta.reference_prompt`).
 Every error names the file, the case and the field.
 """
 
@@ -161,8 +162,14 @@ def load_benchmark(name_or_path: str | Path, data_root: str | Path | None = None
     if not isinstance(defaults, dict) or set(defaults) - {"frames", "fps"}:
         raise ManifestError(f"{path}: field 'defaults' may only set 'frames' and 'fps'")
     metrics = raw.get("metrics") or {}
-    if not isinstance(metrics, dict) or set(metrics) - {"clip_model", "clip_pretrained"}:
-        raise ManifestError(f"{path}: field 'metrics' may only set 'clip_model' and 'clip_pretrained'")
+    if not isinstance(metrics, dict) or set(metrics) - {"clip_model", "clip_pretrained", "oracle"}:
+        raise ManifestError(f"{path}: field 'metrics' may only set 'clip_model', 'clip_pretrained' and 'oracle'")
+    if metrics.get("oracle") not in (None, "shapes"):
+        raise ManifestError(f"{path}: field 'metrics.oracle' must be 'shapes' (the only world with an oracle), "
+                            f"got {metrics['oracle']!r}")
+    for key in ("clip_model", "clip_pretrained"):  # a file next to the manifest is named relative to it
+        if isinstance(metrics.get(key), str) and (path.parent / metrics[key]).is_file():
+            metrics[key] = str((path.parent / metrics[key]).resolve())
     root = Path(data_root) if data_root is not None else path.parent / str(raw.get("root", "."))
     cases = [_parse_case(path, root, i, c, defaults) for i, c in enumerate(raw["cases"])]
     seen = set()

@@ -71,14 +71,15 @@ def read_prompts(path: Path, videos: Path, default_method: str) -> list[dict]:
     return rows
 
 
-def _decode(row: dict, motion, pin: bool):
-    """Decode one listed video (and its reference) and compute its CPU-bound motion metrics. With `pin`,
+def _decode(row: dict, scorer, pin: bool):
+    """Decode one listed video (and its reference) and compute its CPU-bound metrics (all but CLIP). With `pin`,
     the frames are copied to page-locked memory here, so the copy to the GPU runs asynchronously."""
     from eval.video import read_video
 
     try:
         video = read_video(row["video_path"])
-        scores = motion.score(video.frames, read_video(row["reference"]).frames) if row["reference"] else None
+        reference = read_video(row["reference"]).frames if row["reference"] else None
+        scores = scorer.score_rest(video.frames, row["prompt"], reference)
     except VideoError as e:
         return None, e, None, None
     if pin:
@@ -88,18 +89,18 @@ def _decode(row: dict, motion, pin: bool):
     return video, None, scores, video.frames
 
 
-def decoded(rows: list[dict], motion, workers: int, pin: bool = False):
+def decoded(rows: list[dict], scorer, workers: int, pin: bool = False):
     """Yield _decode(row) in order, up to 4×workers rows ahead on a thread pool. Threads, not processes:
     decord and OpenCV release the GIL, and frames then need no copy between processes."""
     if workers <= 1 or len(rows) < 2:
-        yield from (_decode(r, motion, pin) for r in rows)
+        yield from (_decode(r, scorer, pin) for r in rows)
         return
     with ThreadPoolExecutor(workers) as pool:
-        window = deque(pool.submit(_decode, r, motion, pin) for r in rows[:4 * workers])
+        window = deque(pool.submit(_decode, r, scorer, pin) for r in rows[:4 * workers])
         for nxt in rows[4 * workers:] + [None] * len(window):
             result = window.popleft().result()
             if nxt is not None:
-                window.append(pool.submit(_decode, nxt, motion, pin))
+                window.append(pool.submit(_decode, nxt, scorer, pin))
             yield result
 
 
@@ -113,17 +114,17 @@ def score_rows(rows: list[dict], scorer, writer: ResultsWriter, workers: int, on
         writer.append_many([{
             "key": rows[i]["key"], "method": rows[i]["method"], "video": rows[i]["video"],
             "prompt": rows[i]["prompt"], "reference": rows[i]["reference"], "num_frames": v.num_frames,
-            "fps": v.fps, "size": list(v.size), **scorer.assemble(c, motion)}
-            for (i, v, motion, _), c in zip(pending, clip_out)])
+            "fps": v.fps, "size": list(v.size), **scorer.assemble(c, *rest)}
+            for (i, v, rest, _), c in zip(pending, clip_out)])
         bar.update(len(pending))
         pending.clear()
 
     with tqdm(total=len(rows), desc="scoring", unit="video", disable=not rows, dynamic_ncols=True) as bar:
         pin = scorer.clip.device.type == "cuda"
-        for i, (video, error, motion, frames) in enumerate(decoded(rows, scorer.motion, workers, pin)):
+        for i, (video, error, rest, frames) in enumerate(decoded(rows, scorer, workers, pin)):
             if error:
                 raise on_error(error, bar.n) if on_error else error
-            pending.append((i, video, motion, frames))
+            pending.append((i, video, rest, frames))
             if sum(p[1].num_frames for p in pending) >= scorer.clip.batch_size:
                 flush(bar)
         if pending:

@@ -5,36 +5,46 @@ from __future__ import annotations
 import numpy as np
 
 from eval.errors import MetricUndefined
-from eval.metrics import ClipMetric, MotionMetric, spec_id
+from eval.metrics import ClipMetric, MotionMetric, OracleMetric, spec_id
 
 
 class Scorer:
-    """CLIP metrics always; motion metrics when the item has a reference clip."""
+    """CLIP metrics always; motion metrics when the item has a reference clip; the shapes-world oracle when
+    one is given (benchmarks of that world ask for it)."""
 
-    def __init__(self, clip: ClipMetric, motion: MotionMetric | None = None):
+    def __init__(self, clip: ClipMetric, motion: MotionMetric | None = None, oracle: OracleMetric | None = None):
         self.clip = clip
         self.motion = motion or MotionMetric()
+        self.oracle = oracle
+        self._metrics = [m for m in (self.clip, self.motion, self.oracle) if m is not None]
         self._ids = {field: spec_id({"metric": metric.name, **metric.spec()})
-                     for metric in (self.clip, self.motion) for field in metric.fields}  # specs are fixed
+                     for metric in self._metrics for field in metric.fields}  # specs are fixed
 
     def specs(self) -> dict:
-        return {"clip": self.clip.spec(), "motion": self.motion.spec()}
+        return {m.name: m.spec() for m in self._metrics}
 
     def spec_ids(self) -> dict[str, str]:
         return dict(self._ids)
 
-    def score_many(self, items: list[tuple[np.ndarray, str, np.ndarray | None]]) -> list[dict]:
-        """[(frames, prompt, reference frames or None)] → the scoring part of each record."""
-        clip_out = self.clip.score_many([(frames, prompt) for frames, prompt, _ in items])
-        motion_out = [self.motion.score(frames, ref) if ref is not None else None for frames, _, ref in items]
-        return [self.assemble(c, m) for c, m in zip(clip_out, motion_out)]
+    def score_many(self, items: list[tuple]) -> list[dict]:
+        """[(frames, prompt, reference frames or None[, reference prompt])] → the scoring part of each record."""
+        clip_out = self.clip.score_many([(it[0], it[1]) for it in items])
+        return [self.assemble(c, *self.score_rest(*it)) for c, it in zip(clip_out, items)]
 
-    def assemble(self, clip_out: tuple[dict, dict], motion_out: tuple[dict, dict] | None) -> dict:
+    def score_rest(self, frames, prompt, reference=None, reference_prompt=None) -> list:
+        """Outputs of the metrics after CLIP (motion needs a reference; the oracle runs when configured)."""
+        out = [self.motion.score(frames, reference) if reference is not None else None]
+        if self.oracle is not None:
+            out.append(self.oracle.score(frames, prompt, reference, reference_prompt))
+        return out
+
+    def assemble(self, clip_out: tuple[dict, dict], *others: tuple[dict, dict] | None) -> dict:
         """Merge metric outputs into {metrics, undefined (field → reason), spec_ids, details}."""
         values, details = dict(clip_out[0]), dict(clip_out[1])
-        if motion_out is not None:
-            values.update(motion_out[0])
-            details.update(motion_out[1])
+        for out in others:
+            if out is not None:
+                values.update(out[0])
+                details.update(out[1])
         ids = self._ids
         metrics, undefined = {}, {}
         for k, v in values.items():

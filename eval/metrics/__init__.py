@@ -6,9 +6,9 @@ import json
 
 from eval.metrics.clip import ClipMetric
 from eval.metrics.motion import MotionMetric
+from eval.metrics.oracle import OracleMetric
 
-
-METRIC_ORDER = [*ClipMetric.fields, *MotionMetric.fields]  # the paper's columns first
+METRIC_ORDER = [*ClipMetric.fields, *MotionMetric.fields, *OracleMetric.fields]  # the paper's columns first
 
 
 def spec_id(spec: dict) -> str:
@@ -16,4 +16,4 @@ def spec_id(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-__all__ = ["METRIC_ORDER", "ClipMetric", "MotionMetric", "spec_id"]
+__all__ = ["METRIC_ORDER", "ClipMetric", "MotionMetric", "OracleMetric", "spec_id"]

@@ -1,0 +1,68 @@
+"""python -m eval.validity RUN_DIR
+
+How far the model-based metrics can be trusted, measured where ground truth exists (a shapes-world run, scored
+with the oracle): the Spearman rank correlation over all videos of the run between each CLIP metric and
+`oracle_appearance`, and each flow metric and `oracle_motion`, with a 95% bootstrap interval and the number
+of videos. Writes RUN_DIR/validity.csv and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eval.errors import UserError, cli_main
+from eval.results import atomic_write_text, read_results
+
+PAIRS = [("text_alignment", "oracle_appearance"), ("clip_score", "oracle_appearance"),
+         ("temporal_consistency", "oracle_appearance"), ("motion_direction_cos", "oracle_motion"),
+         ("motion_trajectory_cos", "oracle_motion"), ("motion_epe", "oracle_motion")]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def validity(records: list[dict], resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    rows = []
+    rng = np.random.default_rng(seed)
+    for metric, oracle in PAIRS:
+        pairs = [(r["metrics"].get(metric), r["metrics"].get(oracle)) for r in records]
+        pairs = np.array([p for p in pairs if p[0] is not None and p[1] is not None], dtype=float).reshape(-1, 2)
+        rho = spearman(pairs[:, 0], pairs[:, 1])
+        boot = [spearman(*pairs[rng.integers(0, len(pairs), len(pairs))].T) for _ in range(resamples)] \
+            if len(pairs) >= 3 else []
+        boot = [b for b in boot if not np.isnan(b)]
+        lo, hi = (np.percentile(boot, [2.5, 97.5]) if boot else (np.nan, np.nan))
+        rows.append({"metric": metric, "oracle": oracle, "spearman": rho, "ci_low": lo, "ci_high": hi,
+                     "n": len(pairs), "note": "lower is better (distance)" if metric == "motion_epe" else ""})
+    return pd.DataFrame(rows)
+
+
+@cli_main
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m eval.validity", description=__doc__.split("\n\n")[1])
+    p.add_argument("run", type=Path)
+    args = p.parse_args(argv)
+    path = args.run / "results.jsonl"
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (give a run directory written by eval.run or eval.score)")
+    records = read_results(path)
+    if not any(r.get("metrics", {}).get("oracle_appearance") is not None for r in records):
+        raise UserError(f"{path}: no oracle scores in this run (oracle metrics exist for shapes-world runs: "
+                        "eval.run --benchmark shapes, or eval.score --oracle shapes)")
+    table = validity(records)
+    atomic_write_text(args.run / "validity.csv", table.to_csv(index=False, float_format="%.4f"))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nwritten to {args.run / 'validity.csv'}")
+
+
+if __name__ == "__main__":
+    main()
