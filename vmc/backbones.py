@@ -1,5 +1,6 @@
-"""Backbone profiles: `show1` (the published models on the Hugging Face hub), `tiny` (a random tiny cascade
-written once to the user cache; no download), or any local directory laid out like the hub repos.
+"""Backbone profiles: `shapes` (the shapes-world cascade shipped inside the package: keyframes, interpolation,
+SR1; the offline default), `show1` (the published models on the Hugging Face hub), `tiny` (a random tiny
+cascade written once to the user cache; no download), or any local directory laid out like the hub repos.
 
 The hub revisions are left at `main` (the stored hub pages this project was built from give no full commit
 ids); to pin exact files, download the repos once and pass their directory. Note that show-1-base's scheduler config changed between revisions
@@ -19,7 +20,8 @@ SHOW1 = dict(base=Source("showlab/show-1-base", variant="fp16"),
              interpolation=Source("showlab/show-1-interpolation", variant="fp16"),
              sr1=Source("showlab/show-1-sr1"), if_sr=Source("DeepFloyd/IF-II-L-v1.0", variant="fp16"),
              sr2=Source("showlab/show-1-sr2"))
-PROFILES = ("show1", "tiny")
+PROFILES = ("shapes", "show1", "tiny")
+SHAPES_DIR = Path(__file__).resolve().parent / "shapes" / "weights"
 
 
 def tiny_dir() -> Path:
@@ -39,7 +41,8 @@ def resolve_backbone(spec: str) -> Backbone:
     if Path(spec).is_dir():
         return Backbone.from_dir(spec)
     if spec == "shapes":
-        raise UserError("the shapes-world backbone (the offline default) is not shipped in this version yet; "
-                        "name another backbone, e.g. --methods vmc:tiny (random weights, for trying the pipeline) "
-                        "or vmc:show1")
+        if not (SHAPES_DIR / "cascade.json").is_file():
+            raise UserError(f"{SHAPES_DIR}: the shapes-world weights are missing from this installation; "
+                            "retrain them with python -m vmc.shapes.train --export " + str(SHAPES_DIR))
+        return Backbone.from_dir(SHAPES_DIR)
     raise UserError(f"unknown backbone '{spec}': use {', '.join(PROFILES)} or a cascade directory")

@@ -20,13 +20,13 @@ STAGE_FPS = {"keyframes": 2.0, "interp": 8.0, "sr1": 8.0, "sr2": 8.0}  # as the 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m vmc.generate", description=__doc__.split("\n\n")[1])
-    p.add_argument("--backbone", default=None, help="show1, tiny, or a cascade directory (default: the adapter's, "
-                   "else show1)")
+    p.add_argument("--backbone", default=None, help="shapes, show1, tiny, or a cascade directory (default: the "
+                   "adapter's, else show1)")
     p.add_argument("--adapter", type=Path, default=None, help="a VMC adapter folder (adapter.json, "
                    "adapter.safetensors, inverted.safetensors)")
     p.add_argument("--prompt", required=True)
-    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, up to the last one wanted "
-                   f"(default: {','.join(STAGES)})")
+    p.add_argument("--stages", default=None, help=f"comma-separated from {','.join(STAGES)}, up to the last one "
+                   "wanted (default: every stage the backbone has)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="output .mp4")
     p.add_argument("--save-stages", action="store_true", help="also write every intermediate stage")
@@ -54,7 +54,7 @@ def apply_overrides(settings: CascadeSettings, pairs: list[str]) -> CascadeSetti
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    stages = [s.strip() for s in (args.stages or ",".join(STAGES)).split(",") if s.strip()]
     if not stages or set(stages) - set(STAGES):
         raise UserError(f"--stages {args.stages}: stages are {', '.join(STAGES)}")
     if args.out.suffix.lower() != ".mp4":
@@ -76,6 +76,8 @@ def main(argv=None):
     backbone.settings = apply_overrides(backbone.settings, args.set)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cascade = Show1Cascade(backbone, device)
+    if args.stages is None:
+        stages = list(backbone.stages)
     if info is None:
         outputs = cascade.run(args.prompt, args.seed, stages)
     else:
@@ -84,6 +86,10 @@ def main(argv=None):
         from vmc.adapter import load_adapter
 
         unet = cascade.load_unet(backbone.base)
+        if info.get("attention") == "sparse-causal":  # adapted with Tune-A-Video's attention
+            from vmc.models.sparse_causal import enable_sparse_causal
+
+            enable_sparse_causal(unet)
         load_adapter(args.adapter, unet)
         noise = load_file(str(args.adapter / "inverted.safetensors"))["noise"].to(device)
         outputs = cascade.run(args.prompt, args.seed, stages, init_latents=noise, keyframe_unet=unet)

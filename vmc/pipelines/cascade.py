@@ -64,32 +64,48 @@ class CascadeSettings:
 @dataclass
 class Backbone:
     base: Source
-    interpolation: Source
-    sr1: Source
-    if_sr: Source
-    sr2: Source
+    interpolation: Source | None = None
+    sr1: Source | None = None
+    if_sr: Source | None = None  # without it SR1's first window conditions on its own upscaled frame
+    sr2: Source | None = None
     name: str = "custom"
     settings: CascadeSettings = field(default_factory=CascadeSettings)
-    vmc: dict = field(default_factory=dict)  # adaptation overrides (TrainConfig fields, inversion_steps)
+    adaptation: dict = field(default_factory=dict)  # per method ("vmc", "tav", …): TrainConfig fields, inversion_steps
+
+    def adaptation_for(self, method: str) -> dict:
+        return dict(self.adaptation.get(method, {}))
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The stages this backbone has, in order (a cascade may stop after any stage but the first)."""
+        have = {"keyframes": True, "interp": self.interpolation is not None, "sr1": self.sr1 is not None,
+                "sr2": self.sr2 is not None}
+        out = []
+        for stage in STAGES:
+            if not have[stage]:
+                break
+            out.append(stage)
+        return tuple(out)
 
     @classmethod
     def from_dir(cls, root: str | Path):
-        """A local directory holding show-1-base/, show-1-interpolation/, show-1-sr1/, IF-II-L-v1.0/, show-1-sr2/
-        and optionally cascade.json ({"name": …, "settings": {CascadeSettings fields}, "vmc": {TrainConfig
-        fields, inversion_steps}})."""
+        """A local directory holding show-1-base/ and, for the later stages, show-1-interpolation/, show-1-sr1/
+        (with IF-II-L-v1.0/ for its first frame, optional), show-1-sr2/; optionally cascade.json ({"name": …,
+        "settings": {CascadeSettings fields}, and per adapting method ("vmc", "tav", …) {TrainConfig fields,
+        inversion_steps}})."""
         from eval.errors import UserError
 
         root = Path(root)
-        missing = [d for d in LOCAL_DIRS.values() if not (root / d).is_dir()]
-        if missing:
-            raise UserError(f"{root}: not a cascade directory, missing {', '.join(missing)}")
+        if not (root / LOCAL_DIRS["base"]).is_dir():
+            raise UserError(f"{root}: not a cascade directory, missing {LOCAL_DIRS['base']}")
         meta = json.loads((root / "cascade.json").read_text()) if (root / "cascade.json").is_file() else {}
         try:
             settings = CascadeSettings(**meta.get("settings", {}))
         except TypeError as e:
             raise UserError(f"{root / 'cascade.json'}: {e}") from None
-        return cls(**{k: Source(str(root / d)) for k, d in LOCAL_DIRS.items()}, name=meta.get("name", root.name),
-                   settings=settings, vmc=meta.get("vmc", {}))
+        return cls(**{k: Source(str(root / d)) for k, d in LOCAL_DIRS.items() if (root / d).is_dir()},
+                   name=meta.get("name", root.name), settings=settings,
+                   adaptation={k: v for k, v in meta.items() if isinstance(v, dict) and k not in ("settings", "training")})
 
 
 LOCAL_DIRS = {"base": "show-1-base", "interpolation": "show-1-interpolation", "sr1": "show-1-sr1",
@@ -217,11 +233,11 @@ class Show1Cascade:
 
         s, src = self.settings, self.backbone.sr1
         text, negative = self.t5_embeddings([prompt, s.negative_prompt])
-        first = self.first_frame_sr(video[:, :, 0], text, negative, seed)
+        first = self.first_frame_sr(video[:, :, 0], text, negative, seed) if self.backbone.if_sr else None
         unet = self.load_unet(src)
         sampler = PixelSRSampler(unet, self.load_scheduler(src),
                                  self.load_scheduler(src, "image_noising_scheduler", DDPMScheduler))
-        out = sampler(video, lambda _frame: first, text, negative, s.sr1_scale, s.sr1_window, s.sr1_stride,
+        out = sampler(video, (lambda _frame: first) if first is not None else None, text, negative, s.sr1_scale, s.sr1_window, s.sr1_stride,
                       s.sr1_steps, s.sr1_guidance, s.sr1_noise_level, seed=seed)
         self.release(unet)
         return out
@@ -246,11 +262,19 @@ class Show1Cascade:
         self.release(pipe.vae, pipe.text_encoder, unet)
         return out.permute(0, 2, 1, 3, 4) * 2 - 1  # (B, F, C, H, W) in [0, 1] → (B, C, F, H, W) in [-1, 1]
 
-    def run(self, prompt: str, seed: int = 0, stages=STAGES, init_latents=None, keyframe_unet=None) -> dict:
-        """Run the cascade up to the last requested stage; returns {stage: (B, 3, F, H, W) in [-1, 1]}."""
+    def run(self, prompt: str, seed: int = 0, stages=None, init_latents=None, keyframe_unet=None) -> dict:
+        """Run the cascade up to the last requested stage (default: every stage the backbone has); returns
+        {stage: (B, 3, F, H, W) in [-1, 1]}."""
+        stages = stages or self.backbone.stages
         unknown = set(stages) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+        lacking = set(stages) - set(self.backbone.stages)
+        if lacking:
+            from eval.errors import UserError
+
+            raise UserError(f"backbone {self.backbone.name} has no {', '.join(sorted(lacking))} stage "
+                            f"(it has {', '.join(self.backbone.stages)})")
         last = max(STAGES.index(st) for st in stages)
         out = {"keyframes": self.keyframes(prompt, seed, init_latents, keyframe_unet)}
         if last >= 1:

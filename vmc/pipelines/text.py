@@ -44,3 +44,17 @@ class T5PromptEncoder:
         self.text_encoder = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def word_tokenizer(words):
+    """A T5-style tokenizer (pad 0, </s> 1, unk 2, </s> appended) over a closed word vocabulary: the text side of
+    small domain models (the shapes world, the tiny test cascade), saved and loaded like any hub tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(dict.fromkeys(words))}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=T5PromptEncoder.max_length)

@@ -16,6 +16,7 @@ import torch
 
 from eval.errors import cli_main
 from vmc.configs import load_config
+from vmc.pipelines.text import word_tokenizer
 
 T5_DIM = 32
 CLIP_DIM = 32
@@ -25,19 +26,6 @@ WORDS = ("a an the is are to of in on at red blue green yellow white black orang
 SHOW1_SMALL = dict(attention_head_dim=32, cross_attention_dim=64, encoder_hid_dim=T5_DIM,
                    addition_embed_type_num_heads=4, norm_num_groups=16, layers_per_block=1)
 TINY_SETTINGS = dict(height=16, width=24, sr2_height=128, sr2_width=192)
-
-
-def _word_tokenizer(eos: bool):
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(dict.fromkeys(WORDS))}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    if eos:
-        tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=77), len(vocab)
 
 
 def _clip_tokenizer(folder: Path):
@@ -79,7 +67,8 @@ def make(root: Path, seed: int = 0):
 
     base = root / "show-1-base"
     _model_index(base, "TextToVideoIFPipeline", {"unet": ["vmc", "Show1UNet3D"], **t5_components})
-    tokenizer, vocab = _word_tokenizer(eos=True)
+    tokenizer = word_tokenizer(WORDS)
+    vocab = len(tokenizer)
     tokenizer.save_pretrained(base / "tokenizer")
     T5EncoderModel(T5Config(vocab_size=vocab, d_model=T5_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
                    ).save_pretrained(base / "text_encoder")
