@@ -76,15 +76,29 @@ class T2VMethod(_CascadeMethod):
 
 
 class VMCMethod(_CascadeMethod):
+    """Also the base of the other per-clip tuning methods (vmc-eps, tav): they differ in the training
+    defaults, the parameters trained and, for tav, the attention used."""
+
     name = "vmc"
-    loss = "cosine"
+    defaults: dict = {"loss": "cosine"}  # TrainConfig fields (the official recipe), before the backbone's overrides
+    default_inversion_steps = 75
+    attention = "full"  # the keyframe UNet's spatial attention while adapting and generating
+
+    @property
+    def overrides(self) -> dict:
+        """The backbone's adaptation settings for this method (cascade.json; vmc-eps shares vmc's)."""
+        return self.backbone.adaptation_for("vmc" if self.name == "vmc-eps" else self.name)
+
+    def prepare_unet(self, unet):
+        """Change the keyframe UNet before training and loading (tav makes its attention sparse-causal)."""
+        return unet
 
     def train_config(self):
         from vmc.trainer import TrainConfig
 
-        overrides = {k: v for k, v in self.backbone.vmc.items() if not k.startswith("inversion_")}
+        overrides = {k: v for k, v in self.overrides.items() if not k.startswith("inversion_")}
         try:
-            return dataclasses.replace(TrainConfig(loss=self.loss), **overrides)
+            return dataclasses.replace(TrainConfig(**self.defaults), **overrides)
         except TypeError as e:
             from eval.errors import UserError
 
@@ -96,12 +110,12 @@ class VMCMethod(_CascadeMethod):
 
     @property
     def inversion_steps(self) -> int:
-        return int(self.backbone.vmc.get("inversion_steps", 75))
+        return int(self.overrides.get("inversion_steps", self.default_inversion_steps))
 
     @property
     def inversion_schedule(self) -> str:
         """base (default: the backbone's own betas) or sd15 (the official code's quirk)."""
-        return str(self.backbone.vmc.get("inversion_schedule", "base"))
+        return str(self.overrides.get("inversion_schedule", "base"))
 
     def adapt(self, case: Case):
         s, config = self.backbone.settings, self.train_config()
@@ -122,7 +136,7 @@ class VMCMethod(_CascadeMethod):
         # every prompt of the case in one encoder load (the cache serves training, inversion and generation)
         cascade.t5_embeddings([case.train_prompt, "", *case.target_prompts, s.negative_prompt])
         video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
-        unet = cascade.load_unet(self.backbone.base).float()
+        unet = self.prepare_unet(cascade.load_unet(self.backbone.base).float())
         if (folder / "inverted.safetensors").is_file():
             load_adapter(folder, unet)
             inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
@@ -131,7 +145,7 @@ class VMCMethod(_CascadeMethod):
             base_scheduler = cascade.load_scheduler(self.backbone.base)
             result = train_motion(unet, video, text, DDPMScheduler.from_config(base_scheduler.config), config)
             save_adapter(folder, unet, result["trained"], {
-                "backbone": self.arg or DEFAULT_BACKBONE,
+                "method": self.name, "attention": self.attention, "backbone": self.arg or DEFAULT_BACKBONE,
                 "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
                 "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
                 "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
@@ -150,7 +164,7 @@ class VMCMethod(_CascadeMethod):
 
 class VMCEpsMethod(VMCMethod):
     name = "vmc-eps"
-    loss = "eps_mse"
+    defaults = {"loss": "eps_mse"}
 
 
 def cascade_cache():
