@@ -23,6 +23,7 @@ from vmc.models.sparse_causal import enable_sparse_causal
 
 class TAVMethod(VMCMethod):
     name = "tav"
+    settings_key = "tav"
     defaults = {"loss": "eps_mse", "rule": "tav", "lr": 3e-5, "steps": 500}
     default_inversion_steps = 50
     attention = "sparse-causal"

@@ -72,7 +72,13 @@ def test_bad_arguments(tiny, tmp_path, capsys, args, message):
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_not_a_cascade_directory(tmp_path):
-    (tmp_path / "show-1-base").mkdir()
-    with pytest.raises(UserError, match="not a cascade directory, missing show-1-interpolation"):
+def test_not_a_cascade_directory_and_missing_stages(tmp_path):
+    with pytest.raises(UserError, match="not a cascade directory, missing show-1-base"):
         Backbone.from_dir(tmp_path)
+    (tmp_path / "show-1-base").mkdir()
+    backbone = Backbone.from_dir(tmp_path)  # the later stages are optional
+    assert backbone.stages == ("keyframes",)
+    from vmc.pipelines.cascade import Show1Cascade
+
+    with pytest.raises(UserError, match="has no interp, sr1 stage"):
+        Show1Cascade(backbone).run("a prompt", stages=["keyframes", "interp", "sr1"])

@@ -122,3 +122,25 @@ def test_every_shape_and_colour_is_in_the_grammar():
         for colour in COLOURS:
             text = f"a {colour} {shape} is growing on a gray background".replace("a orange", "an orange")
             assert parse_caption(text)["objects"] == [(colour, shape)]
+
+
+def test_validity_report_ranks_metrics_against_their_oracles():
+    from scipy.stats import spearmanr
+
+    from eval.validity import validity
+
+    rng = np.random.default_rng(0)
+    oracle = rng.random(40)
+    records = [{"metrics": {"oracle_appearance": float(o), "text_alignment": float(o ** 2),
+                            "clip_score": float(-o), "oracle_motion": float(m), "motion_epe": None}}
+               for o, m in zip(oracle, rng.random(40))]
+    table = validity(records, resamples=200).set_index("metric")
+    assert table.loc["text_alignment", "spearman"] == pytest.approx(1.0)
+    assert table.loc["clip_score", "spearman"] == pytest.approx(-1.0)
+    assert table.loc["text_alignment", "n"] == 40 and table.loc["motion_epe", "n"] == 0
+    assert np.isnan(table.loc["motion_epe", "spearman"])
+    noisy = oracle + rng.normal(0, 0.3, 40)
+    records = [{"metrics": {"oracle_appearance": float(o), "text_alignment": float(x)}} for o, x in zip(oracle, noisy)]
+    row = validity(records, resamples=300).set_index("metric").loc["text_alignment"]
+    assert row["spearman"] == pytest.approx(spearmanr(oracle, noisy).statistic)
+    assert row["ci_low"] < row["spearman"] < row["ci_high"]

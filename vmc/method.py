@@ -83,11 +83,13 @@ class VMCMethod(_CascadeMethod):
     defaults: dict = {"loss": "cosine"}  # TrainConfig fields (the official recipe), before the backbone's overrides
     default_inversion_steps = 75
     attention = "full"  # the keyframe UNet's spatial attention while adapting and generating
+    trains = True  # False: inversion only (the `inversion` baseline)
+
+    settings_key = "vmc"  # which of the backbone's adaptation settings (cascade.json) apply
 
     @property
     def overrides(self) -> dict:
-        """The backbone's adaptation settings for this method (cascade.json; vmc-eps shares vmc's)."""
-        return self.backbone.adaptation_for("vmc" if self.name == "vmc-eps" else self.name)
+        return self.backbone.adaptation_for(self.settings_key)
 
     def prepare_unet(self, unet):
         """Change the keyframe UNet before training and loading (tav makes its attention sparse-causal)."""
@@ -128,35 +130,44 @@ class VMCMethod(_CascadeMethod):
         from diffusers import DDPMScheduler
         from safetensors.torch import load_file, save_file
 
-        from vmc.adapter import load_adapter, save_adapter
+        from vmc.adapter import load_adapter
         from vmc.inversion import ddim_invert, inversion_scheduler
-        from vmc.trainer import train_motion
 
-        s, cascade, config = self.backbone.settings, self.cascade, self.train_config()
+        s, cascade = self.backbone.settings, self.cascade
         # every prompt of the case in one encoder load (the cache serves training, inversion and generation)
         cascade.t5_embeddings([case.train_prompt, "", *case.target_prompts, s.negative_prompt])
         video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
         unet = self.prepare_unet(cascade.load_unet(self.backbone.base).float())
         if (folder / "inverted.safetensors").is_file():
-            load_adapter(folder, unet)
+            if self.trains:
+                load_adapter(folder, unet)
             inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
         else:
-            text = cascade.t5_embeddings([case.train_prompt])[0]
             base_scheduler = cascade.load_scheduler(self.backbone.base)
-            result = train_motion(unet, video, text, DDPMScheduler.from_config(base_scheduler.config), config)
-            save_adapter(folder, unet, result["trained"], {
-                "method": self.name, "attention": self.attention, "backbone": self.arg or DEFAULT_BACKBONE,
-                "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
-                "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
-                "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
-                "loss_history": result["history"], "train": config.to_dict(),
-                "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule}})
+            if self.trains:
+                self.train_adapter(folder, unet, video, case, DDPMScheduler.from_config(base_scheduler.config))
             empty = cascade.t5_embeddings([""])[0]
-            inverted = ddim_invert(unet, video, empty, inversion_scheduler(self.inversion_schedule,
-                                                                           dict(base_scheduler.config)),
+            folder.mkdir(parents=True, exist_ok=True)
+            inverted = ddim_invert(unet.eval(), video, empty, inversion_scheduler(self.inversion_schedule,
+                                                                                  dict(base_scheduler.config)),
                                    self.inversion_steps)
             save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
         return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder)}
+
+    def train_adapter(self, folder, unet, video, case: Case, noise_scheduler):
+        from vmc.adapter import save_adapter
+        from vmc.trainer import train_motion
+
+        config = self.train_config()
+        text = self.cascade.t5_embeddings([case.train_prompt])[0]
+        result = train_motion(unet, video, text, noise_scheduler, config)
+        save_adapter(folder, unet, result["trained"], {
+            "method": self.name, "attention": self.attention, "backbone": self.arg or DEFAULT_BACKBONE,
+            "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
+            "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
+            "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
+            "loss_history": result["history"], "train": config.to_dict(),
+            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule}})
 
     def generate(self, state, prompt: str, seed: int) -> Video:
         return self._video(self.cascade.run(prompt, seed, init_latents=state["inverted"], keyframe_unet=state["unet"]))

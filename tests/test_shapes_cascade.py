@@ -1,0 +1,144 @@
+"""The shipped shapes world: weights within budget, the `shapes` backbone and benchmark, the training command,
+and eval.run end to end on it (vmc, tav, t2v with few steps)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from safetensors import safe_open
+
+from conftest import run_main
+from eval.manifest import load_benchmark
+from eval.results import read_results
+from eval.run import main as run_main_cli
+from eval.shapes.make_benchmark import build
+from eval.shapes.train_clip import CHECKPOINT
+from eval.video import read_video
+from vmc.backbones import SHAPES_DIR, resolve_backbone
+
+needs_weights = pytest.mark.skipif(not (SHAPES_DIR / "cascade.json").is_file() or not CHECKPOINT.is_file(),
+                                   reason="shapes-world weights not built")
+
+
+@needs_weights
+def test_shipped_weights_are_fp16_and_within_budget():
+    cascade = [p for p in SHAPES_DIR.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in cascade) <= 40e6
+    assert CHECKPOINT.stat().st_size <= 10e6
+    for path in [*SHAPES_DIR.rglob("*.safetensors"), CHECKPOINT]:
+        with safe_open(str(path), "pt") as f:
+            assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}, path
+
+
+@needs_weights
+def test_shapes_backbone_runs_its_three_stages():
+    import torch
+
+    from vmc.pipelines.cascade import Show1Cascade
+
+    backbone = resolve_backbone("shapes")
+    assert backbone.stages == ("keyframes", "interp", "sr1")
+    backbone.settings.keyframe_steps = backbone.settings.interp_steps = backbone.settings.sr1_steps = 2
+    out = Show1Cascade(backbone, "cpu").run("a red circle is falling on a black background", seed=0)
+    assert out["keyframes"].shape == (1, 3, 8, 16, 16)
+    assert out["interp"].shape == (1, 3, 15, 16, 16)
+    assert out["sr1"].shape == (1, 3, 15, 32, 32)
+    assert torch.isfinite(out["sr1"]).all()
+
+
+def test_benchmark_is_reproducible_from_the_code(tmp_path):
+    shipped = load_benchmark("shapes")
+    assert len(shipped.cases) >= 6 and all(len(c.target_prompts) == 3 for c in shipped.cases)
+    notes = [c.meta["note"] for c in shipped.cases]
+    assert sum("held out" in n for n in notes) >= 2 and sum("reversal" in n for n in notes) >= 2
+    assert shipped.metrics["oracle"] == "shapes"
+    path = build(tmp_path)
+    assert path.read_text() == shipped.path.read_text()
+    for case in shipped.cases:
+        a, b = read_video(case.reference).frames, read_video(tmp_path / "shapes" / f"{case.id}.mp4").frames
+        assert a.shape == b.shape == (15, 64, 64, 3)
+        assert np.abs(a.astype(int) - b).mean() < 1.0
+
+
+def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
+    from vmc.shapes.train import main
+
+    work, out = tmp_path / "work", tmp_path / "cascade"
+    args = ["--work", work, "--steps", "1", "--batch-size", "2", "--export", out, "--device", "cpu"]
+    assert run_main(main, *args, capsys=capsys)[0] == 0
+    backbone = resolve_backbone(str(out))
+    assert backbone.stages == ("keyframes", "interp", "sr1") and backbone.adaptation_for("tav")["steps"] > 0
+    assert json.loads((out / "cascade.json").read_text())["training"]["steps"] == {"keyframes": 1, "interp": 1,
+                                                                                    "sr1": 1}
+    import torch
+
+    before = torch.load(work / "keyframes.pt", weights_only=False)["ema"]["text"]
+    args = ["--work", work, "--stages", "keyframes", "--steps", "3", "--batch-size", "2", "--freeze-text"]
+    assert run_main(main, *args, capsys=capsys)[0] == 0
+    after = torch.load(work / "keyframes.pt", weights_only=False)
+    assert after["step"] == 3 and after["text_frozen"]
+    for k, v in before.items():  # frozen at its EMA: the encoder the other stages condition on
+        assert torch.equal(after["ema"]["text"][k], v) and torch.equal(after["model"]["text"][k], v)
+    code, _, err = run_main(main, "--work", work, "--stages", "keyframes,upscale", capsys=capsys)
+    assert code == 2 and "unknown stage(s) upscale" in err
+
+
+@needs_weights
+def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):
+    fast = tmp_path / "shapes"
+    shutil.copytree(SHAPES_DIR, fast)
+    meta = json.loads((fast / "cascade.json").read_text())
+    meta["settings"].update(keyframe_steps=2, interp_steps=2, sr1_steps=2)
+    for method in ("vmc", "tav"):
+        meta[method].update(steps=2, inversion_steps=2)
+    (fast / "cascade.json").write_text(json.dumps(meta))
+    out = tmp_path / "run"
+    args = ["--methods", f"vmc:{fast},tav:{fast},t2v:{fast},inversion:{fast}", "--cases", "zigzag_left", "--out", out,
+            "--device", "cpu"]
+    assert run_main(run_main_cli, *args)[0] == 0
+    records = read_results(out / "results.jsonl")
+    assert len(records) == 12
+    for r in records:
+        assert r["num_frames"] == 15 and r["size"] == [32, 32]
+        assert {"oracle_appearance", "oracle_motion", "text_alignment"} <= set(r["metrics"])
+    tav = json.loads(next((out / "cache").glob("tav-shapes/zigzag_left/*/adapter.json")).read_text())
+    assert tav["rule"] == "tav" and tav["loss"] == "eps_mse" and tav["method"] == "tav"
+    inversion = out / "cache" / "inversion-shapes" / "zigzag_left"
+    assert list(inversion.glob("*/inverted.safetensors")) and not list(inversion.glob("*/adapter.json"))
+    run = json.loads((out / "run.json").read_text())
+    assert run["methods"]["inversion-shapes"]["trained_parameters"] == 0
+    assert "oracle" in run["metric_specs"] and run["benchmark"]["name"] == "shapes"
+    from eval.validity import main as validity_main
+
+    assert run_main(validity_main, out)[0] == 0
+    assert (out / "validity.csv").is_file()
+
+
+def test_manifest_oracle_field_is_checked(tmp_path):
+    manifest = yaml.safe_load(load_benchmark("shapes").path.read_text())
+    manifest["metrics"]["oracle"] = "kinetics"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    with pytest.raises(Exception, match="metrics.oracle"):
+        load_benchmark(path, check_files=False)
+
+
+@needs_weights
+def test_shapes_clip_prefers_the_true_caption():
+    from eval.metrics.clip import ClipMetric
+    from eval.shapes.train_clip import CONFIG
+    from eval.shapes.world import COLOURS, random_scene, render
+
+    clip = ClipMetric(str(CONFIG), str(CHECKPOINT), device="cpu")
+    rng = np.random.default_rng(11)
+    wins = []
+    for _ in range(30):
+        scene = random_scene(rng, two_objects=0.0)
+        frames = render(scene, 15, 32).frames
+        other = next(c for c in rng.permutation(list(COLOURS)) if c != scene.objects[0].colour)
+        wrong = scene.caption().replace(f" {scene.objects[0].colour} ", f" {other} ", 1)
+        true_score = clip.score(frames, scene.caption())[0]["text_alignment"]
+        wins.append(true_score > clip.score(frames, wrong)[0]["text_alignment"])
+    assert np.mean(wins) >= 0.8
