@@ -144,6 +144,7 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
             references[case.id] = case.load_reference()
         record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer)
         record["timing"]["adapt_s"] = round(adapt_s, 4)
+        record["protocol"] = method.protocol(state_for[2])
         writer.append(record)
         bar.update()
     bar.close()
@@ -154,7 +155,11 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
         summary = summarize(records, [m.label for m in methods])
         write_summary(summary, out / "summary.csv")
         print(f"\n{benchmark.name}: {len(records)} scored videos in {out}\n")
-        print(format_table(summary[summary.method.isin([m.label for m in methods])]))
+        shown = summary[summary.method.isin([m.label for m in methods])]
+        print(format_table(shown))
+        facts = [m for m in dict.fromkeys(shown.metric) if m.startswith("protocol.")]
+        if facts:
+            print("\nfair-protocol report (means over items):\n" + format_table(shown, facts))
     return out
 
 

@@ -52,6 +52,11 @@ class Method(ABC):
     def generate(self, state, prompt: str, seed: int) -> Video:
         """One video for a target prompt and seed."""
 
+    def protocol(self, state) -> dict:
+        """Facts of the adaptation for the fair-protocol report: trained_parameters, train_s (training time,
+        also when the adaptation came from a cache), peak_memory_mb (GPU). Empty when not applicable."""
+        return {}
+
 
 class ReferenceMethod(Method):
     """Returns the reference clip itself whatever the prompt: the ceiling for motion fidelity."""

@@ -92,7 +92,10 @@ def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd
     in one method is split into one row per spec (never averaged together)."""
     rows = {}
     for r in records:
-        for metric, value in r.get("metrics", {}).items():
+        facts = {f"protocol.{k}": v for k, v in r.get("protocol", {}).items() if isinstance(v, (int, float))}
+        if r.get("timing", {}).get("generate_s") is not None:
+            facts["protocol.generate_s"] = r["timing"]["generate_s"]
+        for metric, value in {**r.get("metrics", {}), **facts}.items():
             key = (r["method"], metric, r.get("spec_ids", {}).get(metric, ""))
             entry = rows.setdefault(key, {"values": [], "undefined": 0})
             if value is None:
@@ -124,7 +127,7 @@ def format_table(df: pd.DataFrame, metrics: list[str] | None = None) -> str:
     """The paper-style table: a row per method, `mean ± half-CI` per metric."""
     if df.empty:
         return "(no results)"
-    metrics = metrics or list(dict.fromkeys(df["metric"]))
+    metrics = metrics or [m for m in dict.fromkeys(df["metric"]) if not m.startswith("protocol.")]
     methods = list(dict.fromkeys(df["method"]))
     cells = [["method"] + metrics]
     for m in methods:

@@ -100,6 +100,15 @@ def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):
     assert run_main(run_main_cli, *args)[0] == 0
     records = read_results(out / "results.jsonl")
     assert len(records) == 12
+    trained = {r["method"]: r["protocol"]["trained_parameters"] for r in records}
+    assert trained["t2v-shapes"] == trained["inversion-shapes"] == 0
+    assert 0 < trained["vmc-shapes"] < trained["tav-shapes"]  # tav adds the spatial queries and all temporal attention
+    import pandas as pd
+
+    summary = pd.read_csv(out / "summary.csv")
+    facts = summary[summary.metric == "protocol.trained_parameters"].set_index("method")["mean"]
+    assert facts["vmc-shapes"] == trained["vmc-shapes"]
+    assert set(summary.metric) >= {"protocol.train_s", "protocol.generate_s", "oracle_motion"}
     for r in records:
         assert r["num_frames"] == 15 and r["size"] == [32, 32]
         assert {"oracle_appearance", "oracle_motion", "text_alignment"} <= set(r["metrics"])

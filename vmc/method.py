@@ -74,6 +74,9 @@ class T2VMethod(_CascadeMethod):
     def generate(self, state, prompt: str, seed: int) -> Video:
         return self._video(self.cascade.run(prompt, seed))
 
+    def protocol(self, state) -> dict:
+        return {"trained_parameters": 0, "train_s": 0.0}
+
 
 class VMCMethod(_CascadeMethod):
     """Also the base of the other per-clip tuning methods (vmc-eps, tav): they differ in the training
@@ -138,36 +141,54 @@ class VMCMethod(_CascadeMethod):
         cascade.t5_embeddings([case.train_prompt, "", *case.target_prompts, s.negative_prompt])
         video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
         unet = self.prepare_unet(cascade.load_unet(self.backbone.base).float())
+        protocol = {"trained_parameters": 0, "train_s": 0.0}
         if (folder / "inverted.safetensors").is_file():
             if self.trains:
-                load_adapter(folder, unet)
+                protocol = load_adapter(folder, unet).get("protocol", {})
             inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
         else:
             base_scheduler = cascade.load_scheduler(self.backbone.base)
             if self.trains:
-                self.train_adapter(folder, unet, video, case, DDPMScheduler.from_config(base_scheduler.config))
+                protocol = self.train_adapter(folder, unet, video, case,
+                                              DDPMScheduler.from_config(base_scheduler.config))
             empty = cascade.t5_embeddings([""])[0]
             folder.mkdir(parents=True, exist_ok=True)
             inverted = ddim_invert(unet.eval(), video, empty, inversion_scheduler(self.inversion_schedule,
                                                                                   dict(base_scheduler.config)),
                                    self.inversion_steps)
             save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
-        return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder)}
+        return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder), "protocol": protocol}
 
-    def train_adapter(self, folder, unet, video, case: Case, noise_scheduler):
+    def protocol(self, state) -> dict:
+        return dict(state["protocol"])
+
+    def train_adapter(self, folder, unet, video, case: Case, noise_scheduler) -> dict:
+        """Train, save the adapter, and return its protocol facts (also kept in adapter.json)."""
+        import time
+
         from vmc.adapter import save_adapter
         from vmc.trainer import train_motion
 
         config = self.train_config()
         text = self.cascade.t5_embeddings([case.train_prompt])[0]
+        cuda = torch.device(self.device).type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
         result = train_motion(unet, video, text, noise_scheduler, config)
+        protocol = {"trained_parameters": sum(dict(unet.named_parameters())[n].numel() for n in result["trained"]),
+                    "train_s": round(time.perf_counter() - t0, 3),
+                    **({"peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
+                       if cuda else {})}
         save_adapter(folder, unet, result["trained"], {
             "method": self.name, "attention": self.attention, "backbone": self.arg or DEFAULT_BACKBONE,
             "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
             "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
             "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
             "loss_history": result["history"], "train": config.to_dict(),
-            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule}})
+            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule},
+            "protocol": protocol})
+        return protocol
 
     def generate(self, state, prompt: str, seed: int) -> Video:
         return self._video(self.cascade.run(prompt, seed, init_latents=state["inverted"], keyframe_unet=state["unet"]))
