@@ -1,0 +1,51 @@
+"""Training data for the shapes cascade, drawn on the fly from the shapes world (eval.shapes.world).
+
+One sample is a clip of CLIP_FRAMES frames at SR_SIZE px: the keyframe stage sees every second frame at
+BASE_SIZE px, the interpolation stage the 3-frame windows between neighbouring keyframes, the super-
+resolution stage 8-frame windows at both sizes. Some motions are held out of pre-training entirely and some
+are rare, so adapting to them (VMC, the baselines) is a real test of motion transfer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from eval.shapes.world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, random_scene, render
+
+BASE_SIZE = 16
+SR_SIZE = 32
+NUM_KEYFRAMES = 8
+CLIP_FRAMES = 2 * NUM_KEYFRAMES - 1  # one new frame between neighbouring keyframes
+HELD_OUT = ("zigzag_left", "circle_ccw")
+RARE = {"rotate_cw": 0.2, "rotate_ccw": 0.2}
+TRAIN_MOTIONS = tuple(m for m in MOTIONS if m not in HELD_OUT)
+VOCABULARY = ("a an and is are on background to the in of up down left right moving zigzagging bouncing falling "
+              "rising growing shrinking rotating clockwise counterclockwise circle").split() + \
+    [*SHAPES, *COLOURS, *BACKGROUNDS]
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 T×H×W×3 → (3, T, H, W) in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1
+
+
+def downsample(video: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, T, H, W) → (B, 3, T, size, size) by area averaging (the renderer's own anti-aliasing)."""
+    b, c, t, h, w = video.shape
+    flat = video.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    return F.adaptive_avg_pool2d(flat, size).reshape(b, t, c, size, size).permute(0, 2, 1, 3, 4)
+
+
+def sample_clips(rng: np.random.Generator, n: int, drop_caption: float = 0.1, invariant: float = 0.15):
+    """n clips (n, 3, CLIP_FRAMES, SR_SIZE, SR_SIZE) and their captions: full captions, with some replaced by the
+    appearance-invariant form (VMC trains with it) or by "" (classifier-free guidance)."""
+    clips, captions = [], []
+    for _ in range(n):
+        scene = random_scene(rng, TRAIN_MOTIONS, weights=RARE)
+        clips.append(to_tensor(render(scene, CLIP_FRAMES, SR_SIZE).frames))
+        u = rng.random()
+        captions.append("" if u < drop_caption else scene.invariant_caption() if u < drop_caption + invariant
+                        else scene.caption())
+    return torch.stack(clips), captions

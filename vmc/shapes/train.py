@@ -1,0 +1,285 @@
+"""python -m vmc.shapes.train --work runs/shapes-train [--stages keyframes,interp,sr1] [--minutes 60]
+
+Train the shapes-world cascade on data generated on the fly (vmc.shapes.data) and export it in the hub layout
+the `shapes` backbone loads (show-1-base/, show-1-interpolation/, show-1-sr1/, cascade.json; fp16
+safetensors). The models are the project's Show-1 classes at small sizes: a Show1UNet3D per stage and a small
+T5 encoder with a word tokenizer built for the domain, trained jointly with the keyframe UNet.
+
+ε-prediction with min-SNR(5) loss weighting and an EMA of the weights (what is exported). The text encoder
+trains with the keyframe UNet until `--freeze-text`; the other stages condition on its EMA. Each stage
+checkpoints to WORK/<stage>.pt every --save-every steps and resumes from there, so a killed run loses at most
+that; a stage ends at --steps or after --minutes, whichever comes first. CPU or CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from eval.errors import UserError, cli_main
+from vmc.configs import load_config
+from vmc.shapes.data import BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, sample_clips
+
+STAGES = ("keyframes", "interp", "sr1")
+SHIPPED = Path(__file__).resolve().parent / "weights"
+T5 = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, dropout_rate=0.0)
+UNET = dict(out_channels=3, attention_head_dim=32, cross_attention_dim=64, encoder_hid_dim=T5["d_model"],
+            addition_embed_type_num_heads=4, norm_num_groups=16, layers_per_block=1, block_out_channels=[32, 32, 64],
+            sample_size=BASE_SIZE, down_block_types=["ResnetDownsampleBlock3D", "SimpleCrossAttnDownBlock3D",
+                                                      "SimpleCrossAttnDownBlock3D"],
+            up_block_types=["SimpleCrossAttnUpBlock3D", "SimpleCrossAttnUpBlock3D", "ResnetUpsampleBlock3D"])
+STAGE_UNET = {
+    "keyframes": dict(in_channels=3),
+    "interp": dict(in_channels=7),
+    "sr1": dict(in_channels=6, class_embed_type="timestep", sample_size=SR_SIZE, resnet_skip_time_act=True,
+                resnet_out_scale_factor=1.4142271248762552, mid_block_scale_factor=1.4142271248762552),
+}
+DIRS = {"keyframes": "show-1-base", "interp": "show-1-interpolation", "sr1": "show-1-sr1"}
+SR_MAX_NOISE_LEVEL = 350  # conditioning noise levels seen in training (inference uses settings.sr1_noise_level)
+SETTINGS = dict(num_frames=NUM_KEYFRAMES, height=BASE_SIZE, width=BASE_SIZE, keyframe_steps=16, keyframe_guidance=7.5,
+                interp_new_per_pair=1, interp_steps=8, interp_guidance=1.0, sr1_scale=SR_SIZE // BASE_SIZE,
+                sr1_window=8, sr1_stride=7, sr1_steps=6, sr1_guidance=1.0, sr1_noise_level=100)
+# per-clip tuning at this scale: fewer steps than the official 400 (VMC) / 500 (Tune-A-Video) with the learning
+# rates scaled alike (×5), keeping the official ratio between the two methods
+ADAPTATION = {"vmc": dict(steps=150, lr=5e-4, inversion_steps=16),
+              "tav": dict(steps=150, lr=1.5e-4, inversion_steps=16)}
+
+
+def unet_config(stage: str) -> dict:
+    return {**load_config("show1-base-unet"), **UNET, **STAGE_UNET[stage]}
+
+
+def scheduler_config() -> dict:
+    return dict(load_config("show1-base-scheduler"))
+
+
+class Stage:
+    """One stage's model(s), optimiser and EMA, resumable from WORK/<stage>.pt."""
+
+    def __init__(self, name: str, work: Path, device: torch.device, lr: float, text=None, freeze_text: bool = False):
+        from diffusers import DDPMScheduler
+        from transformers import T5Config, T5EncoderModel
+
+        from vmc.models import Show1UNet3D
+        from vmc.pipelines.text import word_tokenizer
+
+        self.name, self.work, self.device = name, work, device
+        self.path = work / f"{name}.pt"
+        torch.manual_seed(0)
+        self.unet = Show1UNet3D.from_config(unet_config(name)).to(device)
+        self.tokenizer = word_tokenizer(VOCABULARY)
+        state = torch.load(self.path, map_location=device, weights_only=False) if self.path.is_file() else None
+        self.text_frozen = name != "keyframes" or freeze_text or bool(state and state.get("text_frozen"))
+        if name == "keyframes":
+            self.text = T5EncoderModel(T5Config(vocab_size=len(self.tokenizer), **T5)).to(device)
+        else:
+            self.text = text.to(device).eval().requires_grad_(False)
+        self.modules = {"unet": self.unet, **({"text": self.text} if name == "keyframes" else {})}
+        self.ema = {k: copy.deepcopy(m).eval().requires_grad_(False) for k, m in self.modules.items()}
+        params = list(self.unet.parameters()) + ([] if self.text_frozen else list(self.text.parameters()))
+        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+        self.lr = lr
+        self.noise = DDPMScheduler.from_config(scheduler_config())
+        self.alphas = self.noise.alphas_cumprod.to(device)
+        self.noising = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
+        self.step, self.history = 0, []
+        if state:
+            for k, m in self.modules.items():
+                m.load_state_dict(state["model"][k])
+                self.ema[k].load_state_dict(state["ema"][k])
+            opt = state["opt"]
+            if len(opt["param_groups"][0]["params"]) != len(params):  # the text encoder was frozen now
+                opt = {"state": {i: v for i, v in opt["state"].items() if i < len(params)},
+                       "param_groups": [{**opt["param_groups"][0], "params": list(range(len(params)))}]}
+            self.opt.load_state_dict(opt)
+            self.step, self.history = state["step"], state["history"]
+        if name == "keyframes" and self.text_frozen:
+            # from here on the UNet learns against the EMA encoder, the one the other stages load
+            self.text.load_state_dict(self.ema["text"].state_dict())
+            self.text.eval().requires_grad_(False)
+
+    def save(self):
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"step": self.step, "history": self.history, "opt": self.opt.state_dict(),
+                    "text_frozen": self.text_frozen,
+                    "model": {k: m.state_dict() for k, m in self.modules.items()},
+                    "ema": {k: m.state_dict() for k, m in self.ema.items()}}, tmp)
+        os.replace(tmp, self.path)
+
+    def embed(self, captions: list[str], encoder) -> torch.Tensor:
+        from vmc.pipelines.text import T5PromptEncoder
+
+        tokens = self.tokenizer([T5PromptEncoder.preprocess(c) for c in captions], padding="max_length",
+                                max_length=T5PromptEncoder.max_length, truncation=True, return_tensors="pt")
+        return encoder(tokens.input_ids.to(self.device), attention_mask=tokens.attention_mask.to(self.device))[0]
+
+    def batch(self, rng, batch_size: int):
+        """(target x0, conditioning channels or None, class labels or None, captions) for this stage."""
+        if self.name == "keyframes":
+            clips, captions = sample_clips(rng, batch_size)
+            return downsample(clips[:, :, ::2], BASE_SIZE), None, None, captions
+        if self.name == "interp":
+            from vmc.pipelines.interpolation import interpolation_condition
+
+            n = max(1, batch_size // 4)
+            clips, captions = sample_clips(rng, n)
+            low = downsample(clips, BASE_SIZE)
+            cond = interpolation_condition(low[:, :, ::2], 1)  # (n·7, 4, 3, H, W)
+            windows = torch.stack([low[:, :, 2 * i:2 * i + 3] for i in range(NUM_KEYFRAMES - 1)], 1).flatten(0, 1)
+            pick = torch.from_numpy(rng.permutation(len(windows))[:batch_size])
+            caps = [captions[i // (NUM_KEYFRAMES - 1)] for i in pick.tolist()]
+            return windows[pick], cond[pick], None, caps
+        from vmc.pipelines.super_resolution import upscale_frames
+
+        clips, captions = sample_clips(rng, batch_size)
+        start = torch.from_numpy(rng.integers(0, 2, batch_size) * 7)
+        target = torch.stack([c[:, s:s + 8] for c, s in zip(clips, start.tolist())])
+        cond = upscale_frames(downsample(target, BASE_SIZE), SR_SIZE, SR_SIZE)
+        levels = torch.from_numpy(rng.integers(0, SR_MAX_NOISE_LEVEL, batch_size))
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        cond = self.noising.add_noise(cond, torch.randn(cond.shape, generator=g), levels)
+        clean_first = torch.from_numpy(rng.random(batch_size) < 0.5)  # as later windows (and IF-style SR) see it
+        cond[clean_first, :, 0] = target[clean_first, :, 0]
+        return target, cond, levels, captions
+
+    def train_step(self, rng, batch_size: int) -> float:
+        x0, cond, labels, captions = self.batch(rng, batch_size)
+        x0 = x0.to(self.device)
+        if not self.text_frozen:
+            text = self.embed(captions, self.text)
+        else:
+            with torch.no_grad():
+                text = self.embed(captions, self.text)
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        noise = torch.randn(x0.shape, generator=g).to(self.device)
+        t = torch.from_numpy(rng.integers(0, self.noise.config.num_train_timesteps, len(x0))).to(self.device)
+        noisy = self.noise.add_noise(x0, noise, t)
+        inp = noisy if cond is None else torch.cat([noisy, cond.to(self.device)], 1)
+        pred = self.unet(inp, t, text, class_labels=labels.to(self.device) if labels is not None else None).sample
+        snr = self.alphas[t] / (1 - self.alphas[t])
+        weight = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 for ε-prediction
+        loss = (F.mse_loss(pred[:, :3].float(), noise, reduction="none").mean((1, 2, 3, 4)) * weight).mean()
+        warmup = min(1.0, (self.step + 1) / 200)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr * warmup
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        decay = min(0.999, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for k, m in self.modules.items():
+                if k == "text" and self.text_frozen:
+                    continue
+                for pe, p in zip(self.ema[k].parameters(), m.parameters()):
+                    pe.lerp_(p, 1 - decay)
+        self.step += 1
+        return float(loss)
+
+    def run(self, steps: int, minutes: float, batch_size: int, seed: int, save_every: int):
+        start = time.monotonic()
+        bar = tqdm(total=steps, initial=self.step, desc=f"shapes {self.name}")
+        while self.step < steps and time.monotonic() - start < minutes * 60:
+            rng = np.random.default_rng([seed, STAGES.index(self.name), self.step])  # resumable data stream
+            self.history.append(self.train_step(rng, batch_size))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(self.history[-50:]):.4f}")
+            if self.step % save_every == 0:
+                self.save()
+        bar.close()
+        self.save()
+
+
+def export(work: Path, out: Path):
+    """Write the EMA weights of every trained stage (fp16 safetensors) in the hub layout, plus cascade.json.
+    The interpolation and SR stages were trained on the EMA text encoder's embeddings, so EMA throughout."""
+    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+    from transformers import T5Config, T5EncoderModel
+
+    from vmc.models import Show1UNet3D
+    from vmc.pipelines.text import word_tokenizer
+
+    missing = [s for s in STAGES if not (work / f"{s}.pt").is_file()]
+    if missing:
+        raise UserError(f"{work}: no checkpoint for stage(s) {', '.join(missing)}: train them first")
+    out.mkdir(parents=True, exist_ok=True)
+    dpm = DPMSolverMultistepScheduler.from_config(scheduler_config())
+    trained = {}
+    for stage in STAGES:
+        state = torch.load(work / f"{stage}.pt", map_location="cpu", weights_only=False)
+        trained[stage] = state["step"]
+        folder = out / DIRS[stage]
+        unet = Show1UNet3D.from_config(unet_config(stage))
+        unet.load_state_dict(state["ema"]["unet"])
+        unet.half().save_pretrained(folder / "unet")
+        dpm.save_pretrained(folder / "scheduler")
+        if stage == "keyframes":
+            tokenizer = word_tokenizer(VOCABULARY)
+            tokenizer.save_pretrained(folder / "tokenizer")
+            text = T5EncoderModel(T5Config(vocab_size=len(tokenizer), **T5))
+            text.load_state_dict(state["ema"]["text"])
+            text.half().save_pretrained(folder / "text_encoder")
+        if stage == "sr1":
+            DDPMScheduler(beta_schedule="squaredcos_cap_v2").save_pretrained(folder / "image_noising_scheduler")
+    meta = {"name": "shapes", "settings": SETTINGS, **ADAPTATION,
+            "training": {"steps": trained, "weights": "ema", "command": "python -m vmc.shapes.train"}}
+    (out / "cascade.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_text_encoder(work: Path, device):
+    from transformers import T5Config, T5EncoderModel
+
+    from vmc.pipelines.text import word_tokenizer
+
+    path = work / "keyframes.pt"
+    if not path.is_file():
+        raise UserError(f"{path}: the interp and sr1 stages use the keyframe stage's text encoder: train it first")
+    text = T5EncoderModel(T5Config(vocab_size=len(word_tokenizer(VOCABULARY)), **T5))
+    text.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["ema"]["text"])
+    return text.to(device)
+
+
+@cli_main
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m vmc.shapes.train", description=__doc__.split("\n\n")[1])
+    p.add_argument("--work", type=Path, default=Path("runs/shapes-train"), help="checkpoints (resumable)")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {', '.join(STAGES)}")
+    p.add_argument("--steps", type=int, default=20000, help="steps per stage")
+    p.add_argument("--minutes", type=float, default=math.inf, help="time budget per stage")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--export", type=Path, default=None,
+                   help=f"write the cascade here when done (the shipped weights live in {SHIPPED})")
+    p.add_argument("--freeze-text", action="store_true", help="keyframes: stop training the text encoder (its "
+                   "EMA is kept from then on), so the other stages can train on it meanwhile")
+    p.add_argument("--device", default=None)
+    args = p.parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise UserError(f"--stages: unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    args.work.mkdir(parents=True, exist_ok=True)
+    for name in stages:
+        text = None if name == "keyframes" else load_text_encoder(args.work, device)
+        Stage(name, args.work, device, args.lr, text, args.freeze_text).run(args.steps, args.minutes, args.batch_size, args.seed,
+                                                         args.save_every)
+    if args.export:
+        export(args.work, args.export)
+        print(f"shapes cascade written to {args.export}")
+
+
+if __name__ == "__main__":
+    main()
