@@ -184,7 +184,7 @@ class Stage:
                 for pe, p in zip(self.ema[k].parameters(), m.parameters()):
                     pe.lerp_(p, 1 - decay)
         self.step += 1
-        return float(loss)
+        return float(loss.detach())
 
     def run(self, steps: int, minutes: float, batch_size: int, seed: int, save_every: int):
         start = time.monotonic()
