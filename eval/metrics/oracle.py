@@ -60,12 +60,12 @@ def classify_shape(region: np.ndarray) -> str:
     return "triangle"
 
 
-def object_track(frames: np.ndarray, colour: str | None) -> np.ndarray:
-    """T×3 (x, y, √area) in frame units of the object of `colour` (any object colour if None); NaN where absent."""
+def object_track(frames: np.ndarray, colour: str | None, labels: list[np.ndarray] | None = None) -> np.ndarray:
+    """T×3 (x, y, √area) in frame units of the object of `colour` (any object colour if None); NaN where absent.
+    `labels`: the frames' palette_labels when already computed."""
     t, h, w = frames.shape[:3]
     out = np.full((t, 3), np.nan)
-    for i, frame in enumerate(frames):
-        labels = palette_labels(frame)
+    for i, labels in enumerate(labels if labels is not None else map(palette_labels, frames)):
         mask = labels == _LABELS.index(colour) if colour else labels < len(_OBJECT_NAMES)
         region = largest_region(mask)
         if region is None or region.sum() < max(3, MIN_AREA * h * w):
@@ -117,17 +117,17 @@ class OracleMetric:
         return {"palette": {k: list(v) for k, v in COLOURS.items()}, "min_area": MIN_AREA,
                 "motion_eps": MOTION_EPS, "version": 1}
 
-    def appearance(self, frames: np.ndarray, parsed: dict) -> tuple[float, list[float]]:
-        h, w = frames.shape[1:3]
+    def appearance(self, labels: list[np.ndarray], parsed: dict) -> tuple[float, list[float]]:
+        """From each frame's palette_labels."""
+        h, w = labels[0].shape
         bg = parsed["background"]
         bg_labels = [_LABELS.index(f"bg:{bg}")] if bg in PLAIN_BACKGROUNDS else \
             [_LABELS.index(f"bg:{bg}:{k}") for k in (0, 1)]
         per_frame = []
-        for frame in frames:
-            labels = palette_labels(frame)
-            checks = [float(np.isin(labels, bg_labels).mean() >= 0.5)]
+        for frame_labels in labels:
+            checks = [float(np.isin(frame_labels, bg_labels).mean() >= 0.5)]
             for colour, shape in parsed["objects"]:
-                region = largest_region(labels == _LABELS.index(colour))
+                region = largest_region(frame_labels == _LABELS.index(colour))
                 present = region is not None and region.sum() >= max(3, MIN_AREA * h * w)
                 checks += [float(present), float(present and classify_shape(region) == shape)]
             per_frame.append(float(np.mean(checks)))
@@ -140,17 +140,18 @@ class OracleMetric:
         if parsed is None:
             why = MetricUndefined(f"prompt is not a shapes-world caption: {prompt!r}")
             return {"oracle_appearance": why, "oracle_motion": why}, {}
+        labels = [palette_labels(f) for f in frames]  # shared by both fields
         if parsed["background"] is None or any(c is None for c, _ in parsed["objects"]):
             values["oracle_appearance"] = MetricUndefined("the prompt names no colour or background")
         else:
-            values["oracle_appearance"], details["oracle_appearance_per_frame"] = self.appearance(frames, parsed)
+            values["oracle_appearance"], details["oracle_appearance_per_frame"] = self.appearance(labels, parsed)
         if reference is None:
             values["oracle_motion"] = MetricUndefined("no reference clip")
             return values, details
         ref_parsed = parse_caption(reference_prompt) if reference_prompt else None
         ref_colour = ref_parsed["objects"][0][0] if ref_parsed else None
         colour = parsed["objects"][0][0]
-        track, ref_track = object_track(frames, colour), object_track(reference, ref_colour)
+        track, ref_track = object_track(frames, colour, labels), object_track(reference, ref_colour)
         try:
             values["oracle_motion"] = trajectory_agreement(track, ref_track)
         except MetricUndefined as e:

@@ -116,19 +116,19 @@ def caption(scene: Scene, appearance: bool = True) -> str:
     return text
 
 
-_CAPTION_RE = None
+def _caption_pattern() -> re.Pattern:
+    obj = rf"an? (?:(?:{'|'.join(COLOURS)}) )?(?:{'|'.join(SHAPES)})"
+    phrases = "|".join(re.escape(m.phrase[3:]) for m in sorted(MOTIONS.values(), key=lambda m: -len(m.phrase)))
+    return re.compile(rf"^(?P<subject>{obj}(?: and {obj})?) (?:is|are) (?P<phrase>{phrases})"
+                      rf"(?: on an? (?P<background>{'|'.join(BACKGROUNDS)}) background)?\.?$")
+
+
+_CAPTION_RE = _caption_pattern()
 
 
 def parse_caption(text: str) -> dict | None:
     """{objects: [(colour or None, shape)], motion, background or None} from a caption of this grammar; None
     when the text is not one."""
-    global _CAPTION_RE
-    if _CAPTION_RE is None:
-        colour = "|".join(COLOURS)
-        obj = rf"an? (?:(?:{colour}) )?(?:{'|'.join(SHAPES)})"
-        phrases = "|".join(re.escape(m.phrase[3:]) for m in sorted(MOTIONS.values(), key=lambda m: -len(m.phrase)))
-        _CAPTION_RE = re.compile(rf"^(?P<subject>{obj}(?: and {obj})?) (?:is|are) (?P<phrase>{phrases})"
-                                 rf"(?: on an? (?P<background>{'|'.join(BACKGROUNDS)}) background)?\.?$")
     m = _CAPTION_RE.match(" ".join(text.lower().split()))
     if not m:
         return None

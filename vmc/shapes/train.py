@@ -270,6 +270,8 @@ def main(argv=None):
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise UserError(f"--stages: unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
+    if args.work.exists() and not args.work.is_dir():
+        raise UserError(f"{args.work}: --work must be a directory (checkpoints go there)")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     args.work.mkdir(parents=True, exist_ok=True)
     for name in stages:
