@@ -1,0 +1,144 @@
+"""Statistics of a human study: means with rater-bootstrap CIs, Friedman and Holm-corrected Wilcoxon tests,
+Krippendorff's alpha, and the paper-style table.
+
+Raters are the unit of resampling and of the tests: ratings by one rater are not independent, so the CI resamples
+raters with replacement, and the tests compare per-rater mean scores (raters who rated every method).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+N_BOOTSTRAP = 2000
+
+
+def method_means(df: pd.DataFrame, methods: list[str], questions: list[str], n_boot: int = N_BOOTSTRAP,
+                 seed: int = 0) -> pd.DataFrame:
+    """Per method × question: mean, 95% percentile-bootstrap CI over raters, ratings and raters counted."""
+    raters = sorted(df["rater_id"].unique())
+    cells = [(m, q) for m in methods for q in questions]
+    r_index = {r: i for i, r in enumerate(raters)}
+    c_index = {c: j for j, c in enumerate(cells)}
+    sums = np.zeros((len(raters), len(cells)))
+    counts = np.zeros((len(raters), len(cells)))
+    for (r, m, q), g in df.groupby(["rater_id", "method", "question"]):
+        if (m, q) in c_index:
+            sums[r_index[r], c_index[(m, q)]] = g["score"].sum()
+            counts[r_index[r], c_index[(m, q)]] = len(g)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(raters), np.full(len(raters), 1 / len(raters)), size=n_boot) if raters else \
+        np.zeros((n_boot, 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = (weights @ sums) / (weights @ counts)
+    rows = []
+    for (m, q), j in c_index.items():
+        n = counts[:, j].sum()
+        valid = boot[:, j][np.isfinite(boot[:, j])]
+        rows.append({"method": m, "question": q, "mean": sums[:, j].sum() / n if n else float("nan"),
+                     "ci95_low": float(np.percentile(valid, 2.5)) if len(valid) else float("nan"),
+                     "ci95_high": float(np.percentile(valid, 97.5)) if len(valid) else float("nan"),
+                     "n_ratings": int(n), "n_raters": int((counts[:, j] > 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def per_rater_means(df: pd.DataFrame, question: str, methods: list[str]) -> pd.DataFrame:
+    """Rater × method mean scores for one question, only raters who rated every method."""
+    table = df[df["question"] == question].pivot_table(index="rater_id", columns="method", values="score",
+                                                       aggfunc="mean")
+    return table.reindex(columns=methods).dropna()
+
+
+def significance(df: pd.DataFrame, methods: list[str], questions: list[str], against: str) -> pd.DataFrame:
+    """Per question: Friedman across all methods; Wilcoxon signed-rank of `against` vs each other method, with
+    Holm's correction over the comparisons of that question."""
+    from statsmodels.stats.multitest import multipletests
+
+    rows = []
+    for q in questions:
+        table = per_rater_means(df, q, methods)
+        n = len(table)
+        if len(methods) >= 3 and n >= 2:
+            stat, p = stats.friedmanchisquare(*(table[m].to_numpy() for m in methods))
+            rows.append({"question": q, "test": "friedman", "method": "all", "against": "", "n_raters": n,
+                         "statistic": stat, "p": p, "p_holm": p, "note": ""})
+        else:
+            rows.append({"question": q, "test": "friedman", "method": "all", "against": "", "n_raters": n,
+                         "statistic": None, "p": None, "p_holm": None,
+                         "note": "needs at least 3 methods and 2 raters who rated all of them"})
+        pairs = []
+        for m in methods:
+            if m == against:
+                continue
+            diff = table[against] - table[m]
+            if (diff != 0).sum() == 0:
+                pairs.append({"question": q, "test": "wilcoxon", "method": m, "against": against, "n_raters": n,
+                              "statistic": None, "p": 1.0, "note": "all per-rater differences are zero"})
+                continue
+            res = stats.wilcoxon(table[against], table[m])
+            pairs.append({"question": q, "test": "wilcoxon", "method": m, "against": against, "n_raters": n,
+                          "statistic": float(res.statistic), "p": float(res.pvalue), "note": ""})
+        if pairs:
+            holm = multipletests([p["p"] for p in pairs], method="holm")[1]
+            for p, h in zip(pairs, holm):
+                p["p_holm"] = float(h)
+        rows += pairs
+    return pd.DataFrame(rows, columns=["question", "test", "method", "against", "n_raters", "statistic", "p",
+                                       "p_holm", "note"])
+
+
+def krippendorff_alpha(ratings: pd.DataFrame, level: str = "ordinal", domain=(1, 2, 3, 4, 5)) -> float:
+    """Krippendorff's alpha of a rater × unit table (NaN where a rater did not rate a unit)."""
+    import krippendorff
+
+    return float(krippendorff.alpha(reliability_data=ratings.to_numpy(dtype=float), level_of_measurement=level,
+                                    value_domain=list(domain)))
+
+
+def agreement(df: pd.DataFrame, questions: list[str], domain) -> pd.DataFrame:
+    """Ordinal Krippendorff's alpha per question over the rated method videos (units)."""
+    rows = []
+    for q in questions:
+        table = df[df["question"] == q].pivot_table(index="rater_id", columns="blind_id", values="score",
+                                                    aggfunc="first")
+        pairable = int((table.notna().sum(axis=0) >= 2).sum())
+        row = {"question": q, "alpha_ordinal": None, "n_units": table.shape[1], "n_units_pairable": pairable,
+               "n_raters": table.shape[0], "note": ""}
+        values = table.stack().unique()
+        if pairable == 0:
+            row["note"] = "no video was rated by two or more raters"
+        elif len(values) < 2:
+            row["note"] = "all ratings are identical; alpha is undefined"
+        else:
+            row["alpha_ordinal"] = krippendorff_alpha(table, "ordinal", domain)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_table(means: pd.DataFrame, methods: list[str], questions: list[str], labels: dict) -> tuple[str, str]:
+    """(Markdown, LaTeX) tables: methods × questions, mean [95% CI], best mean per column in bold."""
+    best = means.groupby("question")["mean"].max()
+
+    def cell(m, q, bold):
+        r = means[(means["method"] == m) & (means["question"] == q)].iloc[0]
+        if not r["n_ratings"]:
+            return "–"
+        text = f"{r['mean']:.2f} [{r['ci95_low']:.2f}, {r['ci95_high']:.2f}]"
+        return bold(text) if np.isclose(r["mean"], best[q]) else text
+
+    header = ["Method"] + [labels[q] for q in questions]
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    tex = [r"\begin{tabular}{l" + "c" * len(questions) + "}", r"\toprule",
+           " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    for m in methods:
+        md.append("| " + " | ".join([m] + [cell(m, q, lambda t: f"**{t}**") for q in questions]) + " |")
+        tex.append(" & ".join([_tex(m)] + [cell(m, q, lambda t: rf"\textbf{{{t}}}") for q in questions])
+                   + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}"]
+    note = "Likert 1–5, mean [95% CI, bootstrap over raters]; best per column in bold."
+    return "\n".join(md) + f"\n\n{note}\n", "\n".join(tex) + f"\n% {note}\n"
+
+
+def _tex(text: str) -> str:
+    return "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in str(text))
