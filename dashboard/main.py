@@ -1,0 +1,56 @@
+"""The dashboard script (served by `streamlit run dashboard/app.py`): pick runs in the sidebar, then a page."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.data import find_human_studies, find_runs
+from dashboard.views import charts, drilldown, gallery, human, leaderboard
+
+PAGES = {"Leaderboard": leaderboard.render, "Charts": charts.render, "Gallery": gallery.render,
+         "Drill-down": drilldown.render, "Human study": human.render}
+
+
+def runs_root() -> Path:
+    """`-- --runs DIR` on the command line, else $VMC_DASHBOARD_RUNS, else `runs/`."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs")
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return Path(args.runs or os.environ.get("VMC_DASHBOARD_RUNS") or "runs")
+
+
+def main():
+    st.set_page_config(page_title="vmc-suite dashboard", layout="wide")
+    root = runs_root()
+    st.sidebar.title("vmc-suite")
+    st.sidebar.caption(f"runs root: `{root}`")
+    runs = find_runs(root)
+    if not runs:
+        st.info(f"No runs under `{root}`. Make one with `python -m eval.run --methods vmc,tav` "
+                f"(or point the dashboard elsewhere: `streamlit run dashboard/app.py -- --runs DIR`).")
+        return
+    names = [r.name for r in runs]
+    default = [r.name for r in runs if r.status == "ok"][:1] or names[:1]
+    chosen = st.sidebar.multiselect("Runs", names, default=default, help="pick one run, or several to compare")
+    selected = [r for r in runs if r.name in chosen]
+    page_names = list(PAGES)
+    wanted = st.query_params.get("page", page_names[0])
+    page = st.sidebar.radio("Page", page_names, index=page_names.index(wanted) if wanted in page_names else 0)
+    st.query_params["page"] = page
+    if not selected:
+        st.info("Pick at least one run in the sidebar.")
+        return
+    for r in selected:
+        if r.status != "ok":
+            st.warning(f"Run `{r.name}`: {r.message}.")
+    studies = find_human_studies([root] + [r.path for r in selected])
+    st.header(page)
+    PAGES[page]([r for r in selected if r.status != "empty"], studies)
+
+
+main()

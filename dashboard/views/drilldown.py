@@ -1,0 +1,101 @@
+"""One video up close: its frames, per-frame text alignment, frame-by-frame similarity, motion vs the reference."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard.data import load_records, reference_path, video_path
+from dashboard.media import video_html
+from dashboard.views.gallery import gallery_rows
+
+STRIP_FRAMES = 8
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def frame_strip(path: str, mtime: float) -> list[np.ndarray]:
+    from eval.video import read_video
+
+    video = read_video(path, min_frames=1)
+    idx = np.linspace(0, video.num_frames - 1, min(STRIP_FRAMES, video.num_frames)).round().astype(int)
+    return [video.frames[i] for i in idx]
+
+
+def heatmap(matrix) -> alt.Chart:
+    m = np.asarray(matrix, dtype=float)
+    df = pd.DataFrame([{"i": i, "j": j, "cos": m[i, j]} for i in range(m.shape[0]) for j in range(m.shape[1])])
+    return alt.Chart(df).mark_rect().encode(x="j:O", y="i:O", color=alt.Color("cos:Q", scale=alt.Scale(scheme="viridis")),
+                                            tooltip=["i", "j", "cos"]).properties(height=300)
+
+
+def trajectory_frame(steps, label: str) -> pd.DataFrame:
+    """Cumulative path from per-step displacements (x right, y down as in the image)."""
+    s = np.asarray(steps, dtype=float).reshape(-1, 2)
+    path = np.vstack([[0.0, 0.0], np.cumsum(s, axis=0)])
+    return pd.DataFrame({"x": path[:, 0], "y": -path[:, 1], "t": np.arange(len(path)), "video": label})
+
+
+def render(runs, studies):
+    rows = gallery_rows(runs)
+    if rows.empty:
+        st.info("No videos in the selected runs yet.")
+        return
+    options = {f"{r['label']} · {r['case']} · {r['prompt']} · seed {r['seed']}": i for i, r in rows.iterrows()}
+    choice = st.selectbox("Video", list(options))
+    r = rows.loc[options[choice]]
+    run = next(x for x in runs if x.name == r["run"])
+    path = video_path(run.path, r)
+    ref = reference_path(run.path, r)
+    c1, c2, c3 = st.columns([1, 1, 2])
+    with c1:
+        st.html(video_html(path, "output"))
+    with c2:
+        if ref is not None and ref.is_file():
+            st.html(video_html(ref, "reference"))
+    with c3:
+        metrics = {k[len("metric."):]: v for k, v in r.items() if k.startswith("metric.") and pd.notna(v)}
+        undefined = {k[len("undefined."):]: v for k, v in r.items() if k.startswith("undefined.") and pd.notna(v)}
+        st.dataframe(pd.DataFrame({"value": metrics}), width="stretch")
+        for k, why in undefined.items():
+            st.caption(f"{k}: undefined ({why})")
+    if path.is_file():
+        st.image(frame_strip(str(path), path.stat().st_mtime), width=110)
+    else:
+        st.warning(f"{path}: missing")
+    details = load_records(run.path)[1].get(r["key"], {})
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Text alignment per frame")
+        if details.get("text_cos_per_frame"):
+            cos = details["text_cos_per_frame"]
+            st.line_chart(pd.DataFrame({"frame": details.get("frame_indices", list(range(len(cos))))[:len(cos)],
+                                        "cosine": cos}).set_index("frame"))
+        else:
+            st.caption("not recorded for this video")
+    with right:
+        st.subheader("Frame-by-frame similarity")
+        if details.get("frame_similarity"):
+            st.altair_chart(heatmap(details["frame_similarity"]), width="stretch")
+        else:
+            st.caption("not recorded for this video")
+    st.subheader("Motion compared with the reference")
+    paths = []
+    if details.get("trajectory") and details.get("trajectory_reference"):
+        paths += [trajectory_frame(details["trajectory"], "output (flow)"),
+                  trajectory_frame(details["trajectory_reference"], "reference (flow)")]
+    if details.get("oracle_track") and details.get("oracle_reference_track"):
+        for key, label in (("oracle_track", "output (oracle)"), ("oracle_reference_track", "reference (oracle)")):
+            track = np.array([p if p is not None else [np.nan] * 3 for p in details[key]], dtype=float)
+            paths.append(pd.DataFrame({"x": track[:, 0], "y": -track[:, 1], "t": np.arange(len(track)),
+                                       "video": label}))
+    if paths:
+        df = pd.concat(paths, ignore_index=True).dropna()
+        chart = alt.Chart(df).mark_line(point=True).encode(x="x:Q", y=alt.Y("y:Q", title="y (up)"), color="video:N",
+                                                           order="t:Q", tooltip=["video", "t", "x", "y"])
+        st.altair_chart(chart.properties(height=360), width="stretch")
+        st.caption("Flow paths: cumulative mean displacement (pixels of the scored size); oracle paths: the "
+                   "object's centre (fraction of the frame).")
+    else:
+        st.caption("no trajectories recorded for this video")

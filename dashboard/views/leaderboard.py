@@ -1,0 +1,106 @@
+"""The paper-style table: a row per method (per run when comparing), mean and 95% CI per metric."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from eval.metrics import spec_id
+
+from dashboard.data import load_human, load_run_json, load_summary, metric_sort_key
+
+
+def method_label(run, method: str, several: bool) -> str:
+    return f"{run.name}/{method}" if several else method
+
+
+def leaderboard_frames(runs) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(table of means with CI strings, long table it came from, warnings about incomparable specs)."""
+    several = len(runs) > 1
+    parts = []
+    for run in runs:
+        if not (run.path / "summary.csv").exists():
+            continue
+        s = load_summary(run.path).copy()
+        s["label"] = [method_label(run, m, several) for m in s["method"]]
+        s["run"] = run.name
+        parts.append(s)
+    if not parts:
+        return pd.DataFrame(), pd.DataFrame(), []
+    long = pd.concat(parts, ignore_index=True)
+    long["spec_id"] = long["spec_id"].fillna("").astype(str)
+    warnings = []
+    long["column"] = long["metric"]
+    for metric, g in long.groupby("metric"):
+        specs = sorted(s for s in g["spec_id"].unique() if s)
+        if len(specs) > 1:
+            warnings.append(f"`{metric}` was measured under {len(specs)} different specs ({', '.join(specs)}): "
+                            f"shown as separate columns, never side by side.")
+            long.loc[g.index, "column"] = [f"{metric} [{s}]" for s in g["spec_id"]]
+    columns = sorted(long["column"].unique(), key=metric_sort_key)
+    labels = list(dict.fromkeys(long["label"]))
+    table = pd.DataFrame(index=pd.Index(labels, name="method"))
+    for col in columns:
+        sel = long[long["column"] == col].set_index("label")
+        table[col] = sel["mean"]
+        table[f"{col} 95% CI"] = [f"[{sel.loc[l, 'ci95_low']:.4g}, {sel.loc[l, 'ci95_high']:.4g}]"
+                                  if l in sel.index and pd.notna(sel.loc[l, "ci95_low"]) else ""
+                                  for l in labels]
+    return table, long, warnings
+
+
+def add_human_columns(table: pd.DataFrame, study) -> pd.DataFrame:
+    human = load_human(study)["table"]
+    if human.empty:
+        return table
+    for q, g in human.groupby("question", sort=False):
+        g = g.set_index("method")
+        col = f"human.{q}"
+        table[col] = [g["mean"].get(m.split("/")[-1]) for m in table.index]
+        table[f"{col} 95% CI"] = [f"[{g.loc[m, 'ci95_low']:.2f}, {g.loc[m, 'ci95_high']:.2f}]"
+                                  if m in g.index else "" for m in (x.split("/")[-1] for x in table.index)]
+    return table
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    metrics = [c for c in table.columns if not c.endswith(" 95% CI")]
+    esc = lambda t: "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in str(t))  # noqa: E731
+    lines = [r"\begin{tabular}{l" + "c" * len(metrics) + "}", r"\toprule",
+             " & ".join(["Method"] + [esc(m) for m in metrics]) + r" \\", r"\midrule"]
+    for label, row in table.iterrows():
+        cells = [f"{row[m]:.3f} {row[m + ' 95% CI']}" if pd.notna(row[m]) else "–" for m in metrics]
+        lines.append(" & ".join([esc(label)] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", "% mean [95% CI]"]
+    return "\n".join(lines) + "\n"
+
+
+def render(runs, studies):
+    table, long, warnings = leaderboard_frames(runs)
+    if table.empty:
+        st.info("No summary.csv in the selected runs yet (a run writes it when its videos are scored).")
+        return
+    for w in warnings:
+        st.warning(w)
+    if studies:
+        options = ["(none)"] + [str(s) for s in studies]
+        choice = st.selectbox("Human-study columns from", options, index=1 if len(studies) == 1 else 0)
+        if choice != "(none)":
+            table = add_human_columns(table, next(s for s in studies if str(s) == choice))
+    show_protocol = st.checkbox("Show fair-protocol facts (trained parameters, times, memory)", value=False)
+    shown = table[[c for c in table.columns if show_protocol or not c.startswith("protocol.")]]
+    st.dataframe(shown, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                                        for c in shown.columns if not c.endswith(" 95% CI")})
+    c1, c2 = st.columns(2)
+    c1.download_button("Download CSV", shown.to_csv(), file_name="leaderboard.csv", mime="text/csv")
+    c2.download_button("Download LaTeX", to_latex(shown), file_name="leaderboard.tex", mime="text/x-tex")
+    with st.expander("Metric specs (what exactly each column measured)"):
+        for run in runs:
+            specs = {spec_id({"metric": family, **spec}): spec
+                     for family, spec in load_run_json(run.path).get("metric_specs", {}).items()}
+            ids = long[long["run"] == run.name][["metric", "spec_id"]].drop_duplicates()
+            for _, r in ids[ids["spec_id"] != ""].iterrows():
+                st.markdown(f"**{run.name}** · `{r['metric']}` · spec `{r['spec_id']}`")
+                if r["spec_id"] in specs:
+                    st.code(json.dumps(specs[r["spec_id"]], indent=1, sort_keys=True), language="json")
