@@ -145,6 +145,9 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
         record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer)
         record["timing"]["adapt_s"] = round(adapt_s, 4)
         record["protocol"] = method.protocol(state_for[2])
+        provenance = method.provenance(state_for[2], item.prompt, item.seed)
+        if provenance:
+            record["provenance"] = provenance
         writer.append(record)
         bar.update()
     bar.close()

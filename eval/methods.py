@@ -52,6 +52,11 @@ class Method(ABC):
     def generate(self, state, prompt: str, seed: int) -> Video:
         """One video for a target prompt and seed."""
 
+    def provenance(self, state, prompt: str, seed: int) -> dict:
+        """Where one video came from, recorded with its result (external systems: command, version or
+        "ingested", original size and fps, resampling). Empty for methods run in-process."""
+        return {}
+
     def protocol(self, state) -> dict:
         """Facts of the adaptation for the fair-protocol report: trained_parameters, train_s (training time,
         also when the adaptation came from a cache), peak_memory_mb (GPU). Empty when not applicable."""

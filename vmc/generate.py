@@ -70,7 +70,8 @@ def main(argv=None):
         from vmc.adapter import read_adapter_info
 
         info = read_adapter_info(args.adapter)
-        if not (args.adapter / "inverted.safetensors").is_file():
+        lora = info.get("lora") or {}
+        if (not lora or lora.get("noise_prior", 0) > 0) and not (args.adapter / "inverted.safetensors").is_file():
             raise UserError(f"{args.adapter}: inverted.safetensors is missing (the reference clip's inverted noise)")
     backbone = resolve_backbone(args.backbone or (info or {}).get("backbone", "show1"))
     backbone.settings = apply_overrides(backbone.settings, args.set)
@@ -90,8 +91,19 @@ def main(argv=None):
             from vmc.models.sparse_causal import enable_sparse_causal
 
             enable_sparse_causal(unet)
+        if lora:  # MotionDirector's dual-path LoRA: generate with the temporal path only
+            from vmc.models.lora import inject_dual_lora, set_lora_path
+
+            inject_dual_lora(unet, lora["rank"])
         load_adapter(args.adapter, unet)
-        noise = load_file(str(args.adapter / "inverted.safetensors"))["noise"].to(device)
+        noise = None
+        if (args.adapter / "inverted.safetensors").is_file():
+            noise = load_file(str(args.adapter / "inverted.safetensors"))["noise"].to(device)
+        if lora:
+            from vmc.inversion import prior_noise
+
+            set_lora_path(unet, "spatial", False)
+            noise = prior_noise(noise, lora["noise_prior"], args.seed) if lora.get("noise_prior", 0) > 0 else None
         outputs = cascade.run(args.prompt, args.seed, stages, init_latents=noise, keyframe_unet=unet)
     last = list(outputs)[-1]
     for stage, video in outputs.items():

@@ -46,3 +46,10 @@ def ddim_invert(unet, video: torch.Tensor, text_embeds: torch.Tensor, scheduler:
         x0 = (x.double() - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
         x = (a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps).to(unet.dtype)
     return x
+
+
+def prior_noise(inverted: torch.Tensor, prior: float, seed: int) -> torch.Tensor:
+    """MotionDirector's noise prior: sqrt(p)·inverted + sqrt(1 − p)·fresh noise (seeded), unit variance."""
+    g = torch.Generator("cpu").manual_seed(seed)
+    fresh = torch.randn(inverted.shape, generator=g).to(inverted.device, inverted.dtype)
+    return prior ** 0.5 * inverted + (1 - prior) ** 0.5 * fresh

@@ -51,3 +51,14 @@ def motion_distillation_loss(pred: torch.Tensor, target: torch.Tensor, kind: str
     a = alphas_cumprod_t.float().view(-1, 1, 1, 1, 1)
     x0_pred = (noisy.float() - (1 - a).sqrt() * pred) / a.sqrt()
     return residual_cosine_loss(x0_pred, clean.float())
+
+
+def appearance_debiased_loss(pred: torch.Tensor, target: torch.Tensor, anchor: int, beta: float = 1.0) -> torch.Tensor:
+    """MotionDirector's temporal loss: the ε-MSE plus the MSE of the appearance-debiased noises
+    φ(ε)_i = sqrt(β² + 1)·ε_i − β·ε_anchor, where `anchor` is one frame of the clip (drawn at random per step
+    by the caller). Tensors [B, C, F, H, W]; learned-variance channels are dropped as above."""
+    pred = pred[:, :target.shape[1]].float()
+    target = target.float()
+    alpha = (beta ** 2 + 1) ** 0.5
+    debias = lambda v: alpha * v - beta * v[:, :, anchor:anchor + 1]  # noqa: E731
+    return F.mse_loss(pred, target) + F.mse_loss(debias(pred), debias(target))

@@ -87,6 +87,7 @@ class VMCMethod(_CascadeMethod):
     default_inversion_steps = 75
     attention = "full"  # the keyframe UNet's spatial attention while adapting and generating
     trains = True  # False: inversion only (the `inversion` baseline)
+    inverts = True  # False: generation starts from pure noise (no DDIM inversion of the reference)
 
     settings_key = "vmc"  # which of the backbone's adaptation settings (cascade.json) apply
 
@@ -96,6 +97,10 @@ class VMCMethod(_CascadeMethod):
 
     def prepare_unet(self, unet):
         """Change the keyframe UNet before training and loading (tav makes its attention sparse-causal)."""
+        return unet
+
+    def inference_unet(self, unet):
+        """Change the adapted UNet before inversion and generation (md drops its spatial LoRA path)."""
         return unet
 
     def train_config(self):
@@ -142,32 +147,47 @@ class VMCMethod(_CascadeMethod):
         video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
         unet = self.prepare_unet(cascade.load_unet(self.backbone.base).float())
         protocol = {"trained_parameters": 0, "train_s": 0.0}
-        if (folder / "inverted.safetensors").is_file():
+        inverted = None
+        done = folder / ("inverted.safetensors" if self.inverts else "adapter.json")
+        if done.is_file():
             if self.trains:
                 protocol = load_adapter(folder, unet).get("protocol", {})
-            inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
+            unet = self.inference_unet(unet)
+            if self.inverts:
+                inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
         else:
             base_scheduler = cascade.load_scheduler(self.backbone.base)
             if self.trains:
                 protocol = self.train_adapter(folder, unet, video, case,
                                               DDPMScheduler.from_config(base_scheduler.config))
-            empty = cascade.t5_embeddings([""])[0]
+            unet = self.inference_unet(unet)
             folder.mkdir(parents=True, exist_ok=True)
-            inverted = ddim_invert(unet.eval(), video, empty, inversion_scheduler(self.inversion_schedule,
-                                                                                  dict(base_scheduler.config)),
-                                   self.inversion_steps)
-            save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
+            if self.inverts:
+                empty = cascade.t5_embeddings([""])[0]
+                inverted = ddim_invert(unet.eval(), video, empty,
+                                       inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config)),
+                                       self.inversion_steps)
+                save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
         return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder), "protocol": protocol}
 
     def protocol(self, state) -> dict:
         return dict(state["protocol"])
+
+    def extra_meta(self) -> dict:
+        """Method-specific facts kept in adapter.json (md: its LoRA settings)."""
+        return {}
+
+    def run_training(self, unet, video, text, noise_scheduler, config) -> dict:
+        """The training loop: {"history": losses, "trained": parameter names} (md has its own dual path)."""
+        from vmc.trainer import train_motion
+
+        return train_motion(unet, video, text, noise_scheduler, config)
 
     def train_adapter(self, folder, unet, video, case: Case, noise_scheduler) -> dict:
         """Train, save the adapter, and return its protocol facts (also kept in adapter.json)."""
         import time
 
         from vmc.adapter import save_adapter
-        from vmc.trainer import train_motion
 
         config = self.train_config()
         text = self.cascade.t5_embeddings([case.train_prompt])[0]
@@ -175,7 +195,7 @@ class VMCMethod(_CascadeMethod):
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
-        result = train_motion(unet, video, text, noise_scheduler, config)
+        result = self.run_training(unet, video, text, noise_scheduler, config)
         protocol = {"trained_parameters": sum(dict(unet.named_parameters())[n].numel() for n in result["trained"]),
                     "train_s": round(time.perf_counter() - t0, 3),
                     **({"peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
@@ -186,7 +206,7 @@ class VMCMethod(_CascadeMethod):
             "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
             "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
             "loss_history": result["history"], "train": config.to_dict(),
-            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule},
+            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule}, **self.extra_meta(),
             "protocol": protocol})
         return protocol
 

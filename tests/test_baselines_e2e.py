@@ -1,0 +1,45 @@
+"""Every native method under one protocol, end to end on the shapes benchmark with reduced steps:
+`eval.run --methods vmc,tav,md,inversion,t2v`."""
+
+import json
+import shutil
+
+import yaml
+
+from conftest import REPO, run_main
+from eval.results import read_results
+from eval.run import main as run_main_cli
+
+METHODS = ["vmc", "tav", "md", "inversion", "t2v"]
+
+
+def test_all_native_methods_on_shapes(tmp_path):
+    weights = tmp_path / "shapes-fast"
+    shutil.copytree(REPO / "vmc" / "shapes" / "weights", weights)
+    meta = json.loads((weights / "cascade.json").read_text())
+    meta["settings"].update(keyframe_steps=2, interp_steps=1, sr1_steps=1)
+    fast = {"steps": 2, "inversion_steps": 2}
+    meta.update(vmc={**meta["vmc"], **fast}, tav={**meta["tav"], **fast},
+                md={**fast, "rank": 4, "noise_prior": 0.3}, inversion=fast)
+    (weights / "cascade.json").write_text(json.dumps(meta))
+    shipped = yaml.safe_load((REPO / "benchmarks" / "shapes.yaml").read_text())
+    case = shipped["cases"][0]
+    case.update(reference=str(REPO / "benchmarks" / case["reference"]), target_prompts=case["target_prompts"][:1])
+    for key in ("clip_model", "clip_pretrained"):
+        shipped["metrics"][key] = str((REPO / "benchmarks" / shipped["metrics"][key]).resolve())
+    shipped["cases"] = [case]
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(shipped))
+    out = tmp_path / "run"
+    specs = ",".join(f"{m}:{weights}" for m in METHODS)
+    assert run_main(run_main_cli, "--methods", specs, "--benchmark", tmp_path / "one.yaml", "--out", out,
+                    "--device", "cpu")[0] == 0
+    records = {r["method"].removesuffix("-shapes"): r for r in read_results(out / "results.jsonl")}
+    assert sorted(records) == sorted(METHODS)
+    for name, r in records.items():
+        assert r["num_frames"] == 15 and r["size"] == [32, 32], name
+        assert r["metrics"]["oracle_motion"] is not None or "oracle_motion" in r["undefined"]
+    trained = {m: records[m]["protocol"]["trained_parameters"] for m in METHODS}
+    assert trained["inversion"] == trained["t2v"] == 0 and all(trained[m] > 0 for m in ("vmc", "tav", "md"))
+    assert trained["tav"] > trained["vmc"]  # tav adds the spatial queries and the rest of the temporal attention
+    summary = (out / "summary.csv").read_text()
+    assert "protocol.trained_parameters" in summary and "protocol.generate_s" in summary

@@ -1,0 +1,49 @@
+"""MotionDirector-style dual-path LoRA on the Show-1 family's keyframe UNet, through `peft`.
+
+Two adapters on disjoint layers: `spatial` on the spatial attention (Show-1's IF-style attention: the pixel
+query/key/value and output projections; it has no separate feed-forward) and `temporal` on every temporal
+transformer's self-attentions (`attn1`, `attn2`) and feed-forward. A path is switched on or off as a whole.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+SPATIAL = r".*(?<!temp_)attentions\.\d+\.(to_q|to_k|to_v|to_out\.0)"
+TEMPORAL = r".*temp_attentions\.\d+\.transformer_blocks\.\d+\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2)"
+PATHS = {"spatial": SPATIAL, "temporal": TEMPORAL}
+
+
+def inject_dual_lora(unet: nn.Module, rank: int = 32, alpha: float | None = None) -> dict[str, list[str]]:
+    """Add both LoRA paths (B initialised to zero, so the UNet's output is unchanged); freeze everything else.
+    Returns the LoRA parameter names of each path."""
+    import warnings
+
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.tuners.lora import LoraLayer
+
+    for path, pattern in PATHS.items():
+        config = LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=pattern, lora_dropout=0.0,
+                            init_lora_weights=True)
+        with warnings.catch_warnings():  # two adapters in one model is the point here
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            inject_adapter_in_model(config, unet, adapter_name=path)
+    for module in unet.modules():  # injecting activates the last adapter everywhere: each layer gets its own
+        if isinstance(module, LoraLayer):
+            module.set_adapter(list(module.lora_A))
+    unet.requires_grad_(False)
+    names = {path: sorted(n for n, _ in unet.named_parameters() if f".lora_A.{path}." in n or
+                          f".lora_B.{path}." in n) for path in PATHS}
+    for path, found in names.items():
+        if not found:
+            raise ValueError(f"no layer of {type(unet).__name__} matches the {path} LoRA targets")
+    return names
+
+
+def set_lora_path(unet: nn.Module, path: str, enabled: bool):
+    """Switch one LoRA path on or off (its layers then compute the base projection only)."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in unet.modules():
+        if isinstance(module, LoraLayer) and path in module.lora_A:
+            module.enable_adapters(enabled)
