@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import load_records
-from dashboard.views.leaderboard import leaderboard_frames, method_label
+from dashboard.views.leaderboard import method_label, shown_frames
 
 LOWER_IS_BETTER = {"motion_epe"}
 
@@ -33,12 +33,10 @@ def radar_frame(long: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 
 def render(runs, studies):
-    _, long, warnings = leaderboard_frames(runs)
-    if long.empty:
-        st.info("No summary.csv in the selected runs yet.")
+    frames = shown_frames(runs)
+    if frames is None:
         return
-    for w in warnings:
-        st.warning(w)
+    long = frames[1]
     metrics = [m for m in dict.fromkeys(long["column"]) if not m.startswith("protocol.")]
     metric = st.selectbox("Metric", metrics)
     sel = long[long["column"] == metric]

@@ -76,13 +76,22 @@ def to_latex(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(runs, studies):
+def shown_frames(runs):
+    """leaderboard_frames with its warnings shown; None (and a message) when no run has a summary yet."""
     table, long, warnings = leaderboard_frames(runs)
-    if table.empty:
+    if long.empty:
         st.info("No summary.csv in the selected runs yet (a run writes it when its videos are scored).")
-        return
+        return None
     for w in warnings:
         st.warning(w)
+    return table, long
+
+
+def render(runs, studies):
+    frames = shown_frames(runs)
+    if frames is None:
+        return
+    table, long = frames
     if studies:
         options = ["(none)"] + [str(s) for s in studies]
         choice = st.selectbox("Human-study columns from", options, index=1 if len(studies) == 1 else 0)
