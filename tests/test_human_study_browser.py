@@ -19,12 +19,25 @@ METHODS = ["vmc", "tav", "t2v"]
 SCORES = {"vmc": 5, "tav": 3, "t2v": 2}
 XSS = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=1</script> a red star is moving right"
 COMPLETION = "https://app.prolific.com/submissions/complete?cc=C0DE"
+POST_URL = "https://collect.example.org/answers"
 
 
-def fill_form(browser, url, key, download_dir):
+def fill_form(browser, url, key, download_dir, posted=None):
     """Rate every video by its method (checks answered as an attentive rater would); returns (answers path,
-    prompts in the order shown)."""
+    prompts in the order shown). With `posted` (a list), the form POSTs its answers to a stub collector, which
+    appends them there, and the rater is expected to land on the Prolific completion page."""
     context = browser.new_context(accept_downloads=True)
+    if posted is not None:
+        def collect(route):
+            cors = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST",
+                    "Access-Control-Allow-Headers": "Content-Type"}
+            if route.request.method == "POST":
+                posted.append(json.loads(route.request.post_data))
+            route.fulfill(status=200, body="ok", headers=cors)
+
+        context.route(POST_URL, collect)
+        context.route(COMPLETION, lambda route: route.fulfill(status=200, body="<p>completed</p>",
+                                                             content_type="text/html"))
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -46,6 +59,10 @@ def fill_form(browser, url, key, download_dir):
                 score = {"method": SCORES.get(entry["method"]), "reference_check": 5, "mismatch_check": 1}[entry["kind"]]
                 page.check(f'input[name="{blind}__{q}"][value="{score}"]')
         page.click("#next-btn")
+    if posted is not None:
+        page.wait_for_url(COMPLETION, timeout=30_000)
+        context.close()
+        return None, prompts
     assert page.is_visible("#done")
     assert page.get_attribute("#complete-link", "href") == COMPLETION
     with page.expect_download() as info:
@@ -81,12 +98,22 @@ def test_html_form_in_chromium(tmp_path):
             path, prompts = fill_form(browser, f"file://{index}?PROLIFIC_PID={rater}", key, tmp_path)
             answers.append(path)
             orders.append(prompts)
+        # the same study with a collecting endpoint: answers POSTed, then straight back to Prolific
+        posting = tmp_path / "study-post"
+        run_cli("-m", "human_study", "export", "--run", run, "--methods", ",".join(METHODS), "--out", posting,
+                "--checks", "1", "--completion-url", COMPLETION, "--post-url", POST_URL)
+        posted = []
+        fill_form(browser, f"file://{(posting / 'rater' / 'index.html').resolve()}?PROLIFIC_PID=carol", key,
+                  tmp_path, posted=posted)
         browser.close()
+    assert len(posted) == 1 and posted[0]["rater_id"] == "carol" and posted[0]["complete"]
+    (tmp_path / "carol.json").write_text(json.dumps(posted[0]))
+    answers.append(tmp_path / "carol.json")
     assert XSS in orders[0]  # shown literally, as text
     assert sorted(orders[0]) == sorted(orders[1]) and len(orders[0]) == 4
     run_cli("-m", "human_study", "aggregate", "--study", study, "--answers", *answers, "--out", tmp_path / "agg")
     table = pd.read_csv(tmp_path / "agg" / "table.csv")
     for _, row in table.iterrows():
-        assert row["mean"] == SCORES[row["method"]] and row["n_raters"] == 2 and row["n_ratings"] == 8
+        assert row["mean"] == SCORES[row["method"]] and row["n_raters"] == 3 and row["n_ratings"] == 12
     excl = pd.read_csv(tmp_path / "agg" / "exclusions.csv")
     assert excl["raters_removed"].sum() == 0
