@@ -46,6 +46,18 @@ def test_seeded_runs_reproduce(tiny):
     assert (a["interp"] - c["interp"]).abs().max() > 1e-3
 
 
+def test_kept_models_give_the_same_videos_as_reloading(tiny):
+    kept = _cascade(tiny)
+    assert kept.settings.keep_models  # the tiny cascade keeps its stages loaded
+    reloading = _cascade(tiny)
+    reloading.settings = dataclasses.replace(reloading.settings, keep_models=False)
+    for seed in (1, 2):  # the second video reuses the kept UNets
+        a = kept.run("a green star is rising", seed=seed, stages=("sr1",))
+        b = reloading.run("a green star is rising", seed=seed, stages=("sr1",))
+        torch.testing.assert_close(a["sr1"], b["sr1"], rtol=0, atol=0)
+    assert len(kept._kept) == 3 and not reloading._kept
+
+
 def test_generate_writes_the_last_stage_and_optionally_the_others(tiny, tmp_path):
     out = tmp_path / "v.mp4"
     code, _, _ = run_main(generate_main, "--backbone", tiny, "--prompt", "a star is moving up", "--stages",

@@ -59,6 +59,9 @@ class CascadeSettings:
     sr2_guidance: float = 15.0  # the pipeline's default; the official code passes none
     negative_prompt: str = ""
     sr2_negative_prompt: str = "low resolution, blur"
+    # keep each stage's UNet loaded between videos (small cascades: shapes, tiny) instead of loading it per
+    # video and releasing it after (what lets Show-1's stages take turns on a 24 GB GPU)
+    keep_models: bool = False
 
 
 @dataclass
@@ -125,6 +128,7 @@ class Show1Cascade:
         self.device = torch.device(device)
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         self._embeds: dict[str, torch.Tensor] = {}
+        self._kept: dict[str, torch.nn.Module] = {}
 
     # loading -------------------------------------------------------------------------------------------
     def _load(self, cls, source: Source, subfolder: str, **kw):
@@ -153,6 +157,18 @@ class Show1Cascade:
         from diffusers import DPMSolverMultistepScheduler
 
         return self._load(cls or DPMSolverMultistepScheduler, source, subfolder)
+
+    def stage_unet(self, source: Source):
+        """A stage's own UNet: loaded once and kept with `keep_models`, else loaded for this video only."""
+        if not self.settings.keep_models:
+            return self.load_unet(source)
+        if source.path not in self._kept:
+            self._kept[source.path] = self.load_unet(source)
+        return self._kept[source.path]
+
+    def done_with(self, unet):
+        if not self.settings.keep_models:
+            self.release(unet)
 
     def release(self, *modules):
         for m in modules:
@@ -187,12 +203,12 @@ class Show1Cascade:
         s = self.settings
         text, negative = self.t5_embeddings([prompt, s.negative_prompt])
         own = unet is None
-        unet = unet or self.load_unet(self.backbone.base)
+        unet = unet or self.stage_unet(self.backbone.base)
         sampler = KeyframeSampler(unet, self.load_scheduler(self.backbone.base))
         out = sampler(text, negative, s.num_frames, s.height, s.width, s.keyframe_steps, s.keyframe_guidance,
                       generator=torch.Generator(self.device).manual_seed(seed), init_latents=init_latents)
         if own:
-            self.release(unet)
+            self.done_with(unet)
         return out
 
     def interpolate(self, keyframes: torch.Tensor, prompt: str, seed: int):
@@ -200,11 +216,11 @@ class Show1Cascade:
 
         s = self.settings
         text, negative = self.t5_embeddings([prompt, s.negative_prompt])
-        unet = self.load_unet(self.backbone.interpolation)
+        unet = self.stage_unet(self.backbone.interpolation)
         out = InterpolationSampler(unet, self.load_scheduler(self.backbone.interpolation))(
             keyframes, text, negative, s.interp_new_per_pair, s.interp_steps, s.interp_guidance,
             generator=torch.Generator(self.device).manual_seed(seed))
-        self.release(unet)
+        self.done_with(unet)
         return out
 
     def first_frame_sr(self, frame: torch.Tensor, text, negative, seed: int) -> torch.Tensor:
@@ -234,12 +250,12 @@ class Show1Cascade:
         s, src = self.settings, self.backbone.sr1
         text, negative = self.t5_embeddings([prompt, s.negative_prompt])
         first = self.first_frame_sr(video[:, :, 0], text, negative, seed) if self.backbone.if_sr else None
-        unet = self.load_unet(src)
+        unet = self.stage_unet(src)
         sampler = PixelSRSampler(unet, self.load_scheduler(src),
                                  self.load_scheduler(src, "image_noising_scheduler", DDPMScheduler))
         out = sampler(video, (lambda _frame: first) if first is not None else None, text, negative, s.sr1_scale, s.sr1_window, s.sr1_stride,
                       s.sr1_steps, s.sr1_guidance, s.sr1_noise_level, seed=seed)
-        self.release(unet)
+        self.done_with(unet)
         return out
 
     def sr2(self, video: torch.Tensor, prompt: str, seed: int):

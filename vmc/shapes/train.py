@@ -48,7 +48,8 @@ DIRS = {"keyframes": "show-1-base", "interp": "show-1-interpolation", "sr1": "sh
 SR_MAX_NOISE_LEVEL = 350  # conditioning noise levels seen in training (inference uses settings.sr1_noise_level)
 SETTINGS = dict(num_frames=NUM_KEYFRAMES, height=BASE_SIZE, width=BASE_SIZE, keyframe_steps=16, keyframe_guidance=7.5,
                 interp_new_per_pair=1, interp_steps=8, interp_guidance=1.0, sr1_scale=SR_SIZE // BASE_SIZE,
-                sr1_window=8, sr1_stride=7, sr1_steps=6, sr1_guidance=1.0, sr1_noise_level=100)
+                sr1_window=8, sr1_stride=7, sr1_steps=6, sr1_guidance=1.0, sr1_noise_level=100,
+                keep_models=True)
 # per-clip tuning at this scale: fewer steps than the official 400 (VMC) / 500 (Tune-A-Video) with the learning
 # rates scaled alike (×5), keeping the official ratio between the two methods
 ADAPTATION = {"vmc": dict(steps=150, lr=5e-4, inversion_steps=16),

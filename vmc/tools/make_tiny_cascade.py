@@ -25,7 +25,7 @@ WORDS = ("a an the is are to of in on at red blue green yellow white black orang
          "background low resolution blur , .").split()
 SHOW1_SMALL = dict(attention_head_dim=32, cross_attention_dim=64, encoder_hid_dim=T5_DIM,
                    addition_embed_type_num_heads=4, norm_num_groups=16, layers_per_block=1)
-TINY_SETTINGS = dict(height=16, width=24, sr2_height=128, sr2_width=192)
+TINY_SETTINGS = dict(height=16, width=24, sr2_height=128, sr2_width=192, keep_models=True)
 
 
 def _clip_tokenizer(folder: Path):
