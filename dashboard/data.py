@@ -126,13 +126,19 @@ def video_path(run: Path, record: pd.Series) -> Path:
 
 def find_human_studies(paths: list[Path]) -> list[Path]:
     """Human-study result folders (written by `python -m human_study aggregate`) at or below the given folders."""
+    return [Path(p) for p in _find_human_studies(tuple(str(p) for p in paths))]
+
+
+@st.cache_data(show_spinner=False, ttl=30)  # a walk over galleries of videos: not on every rerun
+def _find_human_studies(paths: tuple[str, ...]) -> list[str]:
+    paths = [Path(p) for p in paths]
     found = []
     for root in paths:
         if not root.is_dir():
             continue
         for table in sorted(root.glob("**/table.csv")):
             if all((table.parent / f).exists() for f in HUMAN_FILES):
-                found.append(table.parent)
+                found.append(str(table.parent))
     return list(dict.fromkeys(found))
 
 
