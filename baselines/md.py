@@ -48,16 +48,12 @@ def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_schedul
     frames = video.shape[2]
     for p in params.values():
         p.requires_grad_(False)
-    for ps in groups.values():
-        for p in ps:
-            p.requires_grad_(True)
 
     def update(path, loss):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(groups[path], config.max_grad_norm)
         opts[path].step()
-        for opt in opts.values():  # the other path's gradients from this loss are discarded: it is frozen here
-            opt.zero_grad(set_to_none=True)
+        opts[path].zero_grad(set_to_none=True)
         return float(loss.detach())
 
     history = []
@@ -71,10 +67,14 @@ def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_schedul
             k, anchor = torch.randint(0, frames, (2,), generator=g, device=device).tolist()
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 set_lora_path(unet, "temporal", False)
+                for p in groups["spatial"]:
+                    p.requires_grad_(True)
                 pred = unet(noisy[:, :, k:k + 1], t, text).sample
             spatial = update("spatial", F.mse_loss(pred[:, :noise.shape[1]].float(), noise[:, :, k:k + 1]))
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 set_lora_path(unet, "temporal", True)
+                for p in groups["spatial"]:  # active but frozen in the temporal path: no gradient to compute
+                    p.requires_grad_(False)
                 pred = unet(noisy, t, text).sample
             temporal = update("temporal", appearance_debiased_loss(pred.float(), noise, anchor))
             history.append([spatial, temporal])
