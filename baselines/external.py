@@ -36,7 +36,7 @@ import yaml
 
 from eval.errors import UserError, VideoError
 from eval.manifest import Case
-from eval.methods import Method, slugify
+from eval.methods import Method, find_made_elsewhere, slugify
 from eval.video import Video, read_video, sample_indices, write_video
 
 FIELDS = {"command", "ingest", "version", "cwd", "env", "timeout_s", "protocol"}
@@ -206,21 +206,12 @@ class ExternalMethod(Method):
         finished.write_text(json.dumps(source, indent=1) + "\n")
         return source
 
-    def _find_ingested(self, state, prompt: str, seed: int) -> Path:
-        folder = self.config["ingest"] / state["case"].id
-        slug = slugify(prompt)
-        for candidate in (folder / f"{slug}__s{seed}.mp4", folder / f"{slug}.mp4"):
-            if candidate.exists():
-                return candidate
-        raise UserError(f"{folder / f'{slug}__s{seed}.mp4'}: no such video (nor {slug}.mp4) from {self.name} for "
-                        f"prompt {prompt!r}, seed {seed}")
-
     def generate(self, state, prompt: str, seed: int) -> Video:
         _, _, sidecar = self._paths(state, prompt, seed)
         if "command" in self.config:
             source = self._run(state, prompt, seed)
         else:
-            path = self._find_ingested(state, prompt, seed)
+            path = find_made_elsewhere(self.config["ingest"] / state["case"].id, prompt, seed)
             source = {"system": self.name, "mode": "ingested", "file": str(path), "version": self.config.get("version")}
         try:
             raw = read_video(source["file"], min_frames=1)

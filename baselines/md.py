@@ -16,8 +16,6 @@ temporal LoRA sits on the temporal transformers' `attn1`, `attn2` and feed-forwa
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -25,8 +23,6 @@ from tqdm.auto import tqdm
 from vmc.losses import appearance_debiased_loss
 from vmc.method import VMCMethod
 from vmc.models.lora import inject_dual_lora, set_lora_path
-
-EXTRA = ("rank", "noise_prior")  # md's own settings beside the TrainConfig fields
 
 
 def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_scheduler, config, names: dict,
@@ -89,6 +85,7 @@ class MDMethod(VMCMethod):
     settings_key = "md"
     defaults = {"loss": "appearance_debiased", "rule": "lora", "lr": 5e-4, "steps": 150}
     default_inversion_steps = 50
+    own_settings = ("rank", "noise_prior")
 
     @property
     def rank(self) -> int:
@@ -106,12 +103,6 @@ class MDMethod(VMCMethod):
     @property
     def inverts(self) -> bool:
         return self.noise_prior > 0
-
-    def train_config(self):
-        from vmc.trainer import TrainConfig
-
-        overrides = {k: v for k, v in self.overrides.items() if not k.startswith("inversion_") and k not in EXTRA}
-        return dataclasses.replace(TrainConfig(**self.defaults), **overrides)
 
     def info(self) -> dict:
         return {**super().info(), "rank": self.rank, "noise_prior": self.noise_prior}

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from eval.metrics import METRIC_ORDER
+from eval.rundir import References, video_path as record_video_path
 
 HUMAN_FILES = ("table.csv", "exclusions.csv", "agreement.csv")
 
@@ -96,32 +97,22 @@ def load_run_json(run: Path) -> dict:
     return _run_json(str(run / "run.json"), _mtime(run / "run.json"))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _references(manifest: str, mtime: float) -> dict:
-    from eval.manifest import load_benchmark
-
-    try:
-        return {c.id: str(c.reference) for c in load_benchmark(manifest, check_files=False).cases}
-    except Exception:  # a moved or edited manifest: the gallery shows outputs without references
-        return {}
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _references(run: str, mtime: float) -> References:
+    return References(Path(run), _run_json(str(Path(run) / "run.json"), mtime))
 
 
 def reference_path(run: Path, record: pd.Series) -> Path | None:
-    """The reference clip of a record: its own `reference` (eval.score) or the case in the run's manifest."""
-    if record.get("reference"):
-        return Path(record["reference"])
-    manifest = (load_run_json(run).get("benchmark") or {}).get("manifest")
-    if not manifest:
+    """The reference clip of a record, or None when the run no longer says where it is (a gallery still shows
+    the outputs)."""
+    try:
+        return _references(str(run), _mtime(run / "run.json"))(record)
+    except Exception:  # a run without a manifest, or a moved or edited one
         return None
-    path = _references(manifest, _mtime(Path(manifest))).get(record.get("case"))
-    return Path(path) if path else None
 
 
 def video_path(run: Path, record: pd.Series) -> Path:
-    config = load_run_json(run)
-    base = Path(config["videos"]) if "videos" in config and "benchmark" not in config else run
-    path = Path(record["video"])
-    return path if path.is_absolute() else base / path
+    return record_video_path(run, load_run_json(run), record)
 
 
 def find_human_studies(paths: list[Path]) -> list[Path]:

@@ -92,12 +92,18 @@ class PrecomputedMethod(Method):
         return Path(self.arg) / case.id
 
     def generate(self, state: Path, prompt: str, seed: int) -> Video:
-        slug = slugify(prompt)
-        for candidate in (state / f"{slug}__s{seed}.mp4", state / f"{slug}.mp4"):
-            if candidate.exists():
-                return read_video(candidate)
-        raise UserError(f"{state / f'{slug}__s{seed}.mp4'}: no such video (nor {slug}.mp4) for prompt "
-                        f"{prompt!r}, seed {seed}")
+        return read_video(find_made_elsewhere(state, prompt, seed))
+
+
+def find_made_elsewhere(folder: Path, prompt: str, seed: int) -> Path:
+    """A video made outside the suite for (prompt, seed) in a case's folder: <prompt-slug>__s<seed>.mp4, or
+    <prompt-slug>.mp4 when a system has one video per prompt."""
+    slug = slugify(prompt)
+    for candidate in (folder / f"{slug}__s{seed}.mp4", folder / f"{slug}.mp4"):
+        if candidate.exists():
+            return candidate
+    raise UserError(f"{folder / f'{slug}__s{seed}.mp4'}: no such video (nor {slug}.mp4) for prompt {prompt!r}, "
+                    f"seed {seed}")
 
 
 BUILTIN = {"reference": ReferenceMethod, "precomputed": PrecomputedMethod}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from eval.errors import UserError
 from eval.results import read_results
+from eval.rundir import References, video_path
 from human_study.questions import ANCHORS, QUESTIONS
 
 FORMAT_VERSION = 1
@@ -54,36 +55,6 @@ def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     return config, records
 
 
-def _reference_resolver(run_dir: Path, config: dict):
-    """Map a record to its reference clip: the record's own `reference` (eval.score) or the manifest's case."""
-    cases = None
-    manifest = (config.get("benchmark") or {}).get("manifest")
-
-    def resolve(record: dict) -> Path:
-        nonlocal cases
-        if record.get("reference"):
-            return Path(record["reference"])
-        if cases is None:
-            if not manifest:
-                raise UserError(f"{run_dir / 'run.json'}: names no benchmark manifest, so the reference clips "
-                                f"cannot be found")
-            from eval.manifest import load_benchmark
-
-            cases = {c.id: c for c in load_benchmark(manifest, check_files=False).cases}
-        case = cases.get(record.get("case"))
-        if case is None:
-            raise UserError(f"{manifest}: has no case '{record.get('case')}' (used in {run_dir / 'results.jsonl'})")
-        return case.reference
-
-    return resolve
-
-
-def _video_path(run_dir: Path, config: dict, record: dict) -> Path:
-    base = Path(config["videos"]) if "videos" in config and "benchmark" not in config else run_dir
-    path = Path(record["video"])
-    return path if path.is_absolute() else base / path
-
-
 def _token(rng: random.Random, used: set, prefix: str) -> str:
     while True:
         t = f"{prefix}{rng.getrandbits(40):010x}"
@@ -106,7 +77,7 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
     for m in methods:
         if m not in present:
             raise UserError(f"{run_dir}: has no videos of method '{m}' (methods in this run: {', '.join(present)})")
-    resolve_reference = _reference_resolver(run_dir, config)
+    resolve_reference = References(run_dir, config)
 
     groups: dict[tuple, dict] = {}
     for r in records:
@@ -146,7 +117,7 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
         candidates = []
         for m in methods:
             bid = _token(rng, used, "v")
-            media[f"{bid}.mp4"] = _video_path(run_dir, config, group[m])
+            media[f"{bid}.mp4"] = video_path(run_dir, config, group[m])
             blind[bid] = {"item_id": item_id, "kind": "method", "method": m, "case": case, "prompt": prompt,
                           "seed": vseed, "source": group[m]["video"]}
             candidates.append(bid)
@@ -161,7 +132,7 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
             other = others[rng.randrange(len(others))]
             m = methods[rng.randrange(len(methods))]
             bid = _token(rng, used, "v")
-            media[f"{bid}.mp4"] = _video_path(run_dir, config, groups[other][m])
+            media[f"{bid}.mp4"] = video_path(run_dir, config, groups[other][m])
             blind[bid] = {"item_id": item_id, "kind": "mismatch_check", "method": m, "case": other[0],
                           "prompt": other[1], "seed": other[2], "source": groups[other][m]["video"]}
             candidates.append(bid)

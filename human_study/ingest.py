@@ -118,7 +118,7 @@ def _read_csv(path: Path) -> list[list[str]]:
         return list(csv.reader(f))
 
 
-def _csv_rows(path: Path, rows: list[list[str]], header_rows: int = 1):
+def _csv_rows(rows: list[list[str]], header_rows: int = 1):
     """(line number, dict) per data row; a row with the wrong number of fields is a problem, yielded as None."""
     header = rows[0]
     for i, row in enumerate(rows[header_rows:], header_rows + 1):
@@ -130,7 +130,7 @@ def _csv_rows(path: Path, rows: list[list[str]], header_rows: int = 1):
 
 def ingest_long_csv(c: Collector, path: Path, rows: list[list[str]]):
     sessions: dict[str, int | None] = {}
-    for line, row in _csv_rows(path, rows):
+    for line, row in _csv_rows(rows):
         where = f"{path}: line {line}"
         if isinstance(row, str):
             c.problems.append((where, row))
@@ -145,7 +145,7 @@ def ingest_long_csv(c: Collector, path: Path, rows: list[list[str]]):
 
 
 def ingest_mturk(c: Collector, path: Path, rows: list[list[str]]):
-    for line, row in _csv_rows(path, rows):
+    for line, row in _csv_rows(rows):
         where = f"{path}: line {line}"
         if isinstance(row, str):
             c.problems.append((where, row))
@@ -154,7 +154,7 @@ def ingest_mturk(c: Collector, path: Path, rows: list[list[str]]):
         if "taskAnswers" in fields:
             try:
                 task = json.loads(fields.pop("taskAnswers") or "[{}]")
-                fields.update({k: v for k, v in (task[0] if isinstance(task, list) and task else task).items()})
+                fields.update(task[0] if isinstance(task, list) and task else task)
             except (json.JSONDecodeError, AttributeError, TypeError):
                 c.problems.append((where, "Answer.taskAnswers is not valid JSON"))
                 continue
@@ -201,7 +201,7 @@ def ingest_qualtrics(c: Collector, path: Path, rows: list[list[str]], study: dic
             m = None
         if m:
             columns[k] = (int(m["qid"]), int(m["row"]))
-    for line, row in _csv_rows(path, rows, header_rows=3):
+    for line, row in _csv_rows(rows, header_rows=3):
         where = f"{path}: line {line}"
         if isinstance(row, str):
             c.problems.append((where, row))

@@ -130,15 +130,16 @@ def paper_table(means: pd.DataFrame, methods: list[str], questions: list[str], l
     header = ["Method"] + [labels[q] for q in questions]
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     tex = [r"\begin{tabular}{l" + "c" * len(questions) + "}", r"\toprule",
-           " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+           " & ".join(tex_escape(h) for h in header) + r" \\", r"\midrule"]
     for m in methods:
         md.append("| " + " | ".join([m] + [cell(m, q, lambda t: f"**{t}**") for q in questions]) + " |")
-        tex.append(" & ".join([_tex(m)] + [cell(m, q, lambda t: rf"\textbf{{{t}}}") for q in questions])
+        tex.append(" & ".join([tex_escape(m)] + [cell(m, q, lambda t: rf"\textbf{{{t}}}") for q in questions])
                    + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}"]
     note = "Likert 1–5, mean [95% CI, bootstrap over raters]; best per column in bold."
     return "\n".join(md) + f"\n\n{note}\n", "\n".join(tex) + f"\n% {note}\n"
 
 
-def _tex(text: str) -> str:
+def tex_escape(text: str) -> str:
+    """LaTeX-safe text for table cells."""
     return "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in str(text))

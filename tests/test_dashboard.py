@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import CHROMIUM, REPO, run_cli
 from tests.fixture_runs import make_run
-from tests.test_human_study_browser import CHROMIUM
 
 PAGES = ["Leaderboard", "Charts", "Gallery", "Drill-down", "Human study"]
 

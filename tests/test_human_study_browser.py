@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import CHROMIUM, run_cli
 from tests.fixture_runs import make_run
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (apt install chromium)")
 
 METHODS = ["vmc", "tav", "t2v"]

@@ -90,6 +90,7 @@ class VMCMethod(_CascadeMethod):
     inverts = True  # False: generation starts from pure noise (no DDIM inversion of the reference)
 
     settings_key = "vmc"  # which of the backbone's adaptation settings (cascade.json) apply
+    own_settings: tuple = ()  # settings of the method itself among them, not TrainConfig fields (md: rank)
 
     @property
     def overrides(self) -> dict:
@@ -106,7 +107,8 @@ class VMCMethod(_CascadeMethod):
     def train_config(self):
         from vmc.trainer import TrainConfig
 
-        overrides = {k: v for k, v in self.overrides.items() if not k.startswith("inversion_")}
+        overrides = {k: v for k, v in self.overrides.items()
+                     if not k.startswith("inversion_") and k not in self.own_settings}
         try:
             return dataclasses.replace(TrainConfig(**self.defaults), **overrides)
         except TypeError as e:

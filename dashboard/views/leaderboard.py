@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from eval.metrics import spec_id
+from human_study.stats import tex_escape
 
 from dashboard.data import load_human, load_run_json, load_summary, metric_sort_key
 
@@ -66,12 +67,11 @@ def add_human_columns(table: pd.DataFrame, study) -> pd.DataFrame:
 
 def to_latex(table: pd.DataFrame) -> str:
     metrics = [c for c in table.columns if not c.endswith(" 95% CI")]
-    esc = lambda t: "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in str(t))  # noqa: E731
     lines = [r"\begin{tabular}{l" + "c" * len(metrics) + "}", r"\toprule",
-             " & ".join(["Method"] + [esc(m) for m in metrics]) + r" \\", r"\midrule"]
+             " & ".join(["Method"] + [tex_escape(m) for m in metrics]) + r" \\", r"\midrule"]
     for label, row in table.iterrows():
         cells = [f"{row[m]:.3f} {row[m + ' 95% CI']}" if pd.notna(row[m]) else "–" for m in metrics]
-        lines.append(" & ".join([esc(label)] + cells) + r" \\")
+        lines.append(" & ".join([tex_escape(label)] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", "% mean [95% CI]"]
     return "\n".join(lines) + "\n"
 

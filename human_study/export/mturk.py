@@ -9,12 +9,12 @@ columns (or inside `Answer.taskAnswers`, which the ingester also reads).
 from __future__ import annotations
 
 import csv
-import json
 import random
 from pathlib import Path
 from urllib.parse import quote
 
 from human_study.export.common import media_url
+from human_study.export.html import script_json
 
 TEMPLATE = """<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 <crowd-form answer-format="flatten-objects">
@@ -68,13 +68,12 @@ def export(study: dict, rater_dir: Path, options: dict):
     slots = max(len(item["candidates"]) for item in study["items"])
     slot_html = "\n".join(f'    <div class="slot" data-id="${{video_{k}_id}}" data-url="${{video_{k}_url}}"></div>'
                           for k in range(1, slots + 1))
-    questions = json.dumps([{"id": q["id"], "label": q["label"], "text": q["text"]} for q in study["questions"]])
-    scores = json.dumps([[int(k), v] for k, v in study["scores"].items()])
+    questions = script_json([{"id": q["id"], "label": q["label"], "text": q["text"]} for q in study["questions"]])
+    scores = script_json([[int(k), v] for k, v in study["scores"].items()])
     template = TEMPLATE.replace("__SLOTS__", slot_html)
     for token, value in (("__QUESTIONS__", questions), ("__SCORES__", scores)):
         # '$' escaped too, so no question text can look like an MTurk ${placeholder}
-        template = template.replace(token, value.replace("<", "\\u003c").replace(">", "\\u003e")
-                                    .replace("$", "\\u0024"))
+        template = template.replace(token, value.replace("$", "\\u0024"))
     (out / "hit.html").write_text(template, encoding="utf-8")
 
     columns = ["item_id", "prompt_encoded", "reference_url"]
