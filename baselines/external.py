@@ -83,12 +83,16 @@ def load_config(path: Path) -> dict:
         if not folder.is_dir():
             fail(f"`ingest`: no such folder {folder}")
         cfg["ingest"] = folder
-    cfg["timeout_s"] = float(cfg.get("timeout_s", 3600))
-    if cfg["timeout_s"] <= 0:
-        fail("`timeout_s` must be positive")
+    timeout = cfg.get("timeout_s", 3600)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        fail("`timeout_s` must be a positive number of seconds")
+    cfg["timeout_s"] = float(timeout)
     proto = cfg.get("protocol") or {}
     if not isinstance(proto, dict) or set(proto) - {"frames", "fps", "size"}:
         fail("`protocol` takes frames, fps and size: [H, W]")
+    for key, kind in (("frames", int), ("fps", (int, float))):
+        if key in proto and (isinstance(proto[key], bool) or not isinstance(proto[key], kind) or proto[key] <= 0):
+            fail(f"`protocol.{key}` must be a positive {'integer' if kind is int else 'number'}")
     if "size" in proto and not (isinstance(proto["size"], list) and len(proto["size"]) == 2
                                 and all(isinstance(v, int) and v > 0 for v in proto["size"])):
         fail("`protocol.size` must be [height, width] in pixels")
