@@ -69,3 +69,33 @@ def test_unsupported_config_is_a_clear_error():
         Show1UNet3D.from_config({**tiny_configs()["keyframes"], "time_embedding_type": "fourier"})
     with pytest.raises(ValueError, match="unknown down block type 'Nope3D'"):
         Show1UNet3D.from_config({**tiny_configs()["keyframes"], "down_block_types": ["Nope3D"] * 4})
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_frame_convs_equal_the_3d_temporal_conv_in_float64_with_gradients(batch):
+    from diffusers.models.resnet import TemporalConvLayer
+
+    from vmc.models.temporal_conv import FrameConvLayer, use_frame_convs
+
+    torch.manual_seed(batch)
+    ref = TemporalConvLayer(16, 16, dropout=0.1, norm_num_groups=4).double()
+    for p in ref.parameters():  # the last conv starts at zero: give every layer real weights
+        torch.nn.init.normal_(p, std=0.2)
+    ref_copy = TemporalConvLayer(16, 16, dropout=0.1, norm_num_groups=4).double()
+    ref_copy.load_state_dict(ref.state_dict())
+    fast = use_frame_convs(torch.nn.Sequential(ref_copy))[0]
+    assert isinstance(fast, FrameConvLayer) and fast is not ref
+    assert {k: v.shape for k, v in fast.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    x = torch.randn(batch * 5, 16, 6, 7, dtype=torch.float64)
+    outs, grads = [], []
+    for layer in (ref, fast):
+        layer.train()
+        torch.manual_seed(0)  # the same dropout masks
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi, num_frames=5)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append([xi.grad, *(p.grad for p in layer.parameters())])
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
+    for g_fast, g_ref in zip(grads[1], grads[0]):
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-12)

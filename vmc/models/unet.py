@@ -19,6 +19,7 @@ from diffusers.models.unets.unet_3d_blocks import UNetMidBlock3DCrossAttn
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from vmc.models.temporal_conv import use_frame_convs
 from vmc.models.unet_blocks import UNetMidBlock3DSimpleCrossAttn, get_down_block, get_up_block, modelscope_heads
 
 
@@ -189,6 +190,7 @@ class Show1UNet3D(ModelMixin, ConfigMixin):
             self.conv_norm_out = self.conv_act = None
         self.conv_out = nn.Conv2d(block_out_channels[0], out_channels, conv_out_kernel,
                                   padding=(conv_out_kernel - 1) // 2)
+        use_frame_convs(self)
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor,
                 class_labels: torch.Tensor | None = None, cross_attention_kwargs: dict | None = None,
