@@ -40,7 +40,13 @@ def barrier(info: DistInfo):
     if info.world_size > 1:
         import torch.distributed
 
-        torch.distributed.barrier()
+        from eval.errors import UserError
+
+        try:
+            torch.distributed.barrier()
+        except RuntimeError:  # gloo: a peer closed the connection
+            raise UserError(f"rank {info.rank}: another worker process stopped (see its error); finished items "
+                            "are kept: rerun the same command to resume") from None
 
 
 def shutdown(info: DistInfo):
@@ -49,3 +55,46 @@ def shutdown(info: DistInfo):
 
     if info.world_size > 1 and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+def total_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def launch_local(jobs: int, module: str, argv: list[str]) -> int:
+    """Run `python -m module argv` as `jobs` ranks on this machine, the CPU threads split between them, as
+    torchrun would; wait for all of them, and stop the others as soon as one fails. Returns the exit status."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gpus = torch.cuda.device_count()
+    threads = max(1, total_threads() // jobs)
+    procs = []
+    for rank in range(jobs):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(jobs), "LOCAL_RANK": str(rank % max(1, gpus)),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads)}
+        procs.append(subprocess.Popen([sys.executable, "-m", module, *argv], env=env))
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            failed = [c for c in codes if c not in (None, 0)]
+            if failed or all(c == 0 for c in codes):
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:  # the workers got the same signal: let them save and exit
+        failed = [130]
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        p.wait()
+    return failed[0] if failed else 0

@@ -129,28 +129,28 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
     pending = [(m, case, it) for m, case in mine for it in items
                if it.method == m.label and it.case == case.id and it.key not in done]
     prefix = f"[rank {dist.rank}] " if dist.world_size > 1 else ""
-    bar = tqdm(total=len(pending), desc=f"{prefix}items", unit="video", disable=not pending, dynamic_ncols=True)
     state_for: tuple | None = None
     references: dict[str, object] = {}
-    for method, case, item in pending:
-        bar.set_postfix_str(f"{method.label} / {case.id}")
-        if state_for is None or state_for[0] is not method or state_for[1] is not case:
-            method.cache_dir = out / "cache" / method.label
-            t0 = time.perf_counter()
-            state = method.adapt(case)
-            adapt_s = time.perf_counter() - t0
-            state_for = (method, case, state)
-        if case.id not in references:
-            references[case.id] = case.load_reference()
-        record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer)
-        record["timing"]["adapt_s"] = round(adapt_s, 4)
-        record["protocol"] = method.protocol(state_for[2])
-        provenance = method.provenance(state_for[2], item.prompt, item.seed)
-        if provenance:
-            record["provenance"] = provenance
-        writer.append(record)
-        bar.update()
-    bar.close()
+    with tqdm(total=len(pending), desc=f"{prefix}items", unit="video", disable=not pending, dynamic_ncols=True,
+              position=dist.rank) as bar:  # closed (its line ended) before an error is printed
+        for method, case, item in pending:
+            bar.set_postfix_str(f"{method.label} / {case.id}")
+            if state_for is None or state_for[0] is not method or state_for[1] is not case:
+                method.cache_dir = out / "cache" / method.label
+                t0 = time.perf_counter()
+                state = method.adapt(case)
+                adapt_s = time.perf_counter() - t0
+                state_for = (method, case, state)
+            if case.id not in references:
+                references[case.id] = case.load_reference()
+            record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer)
+            record["timing"]["adapt_s"] = round(adapt_s, 4)
+            record["protocol"] = method.protocol(state_for[2])
+            provenance = method.provenance(state_for[2], item.prompt, item.seed)
+            if provenance:
+                record["provenance"] = provenance
+            writer.append(record)
+            bar.update()
     distributed.barrier(dist)
     if dist.is_main:
         merge_results(out, order)

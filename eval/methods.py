@@ -30,6 +30,9 @@ class Method(ABC):
 
     name = "method"
     takes_argument = False  # True for methods named `name:ARG`
+    # True: adapts and samples with torch models in this process, so on a CPU several single-threaded worker
+    # processes (eval.run --jobs) run it faster than one process with all the threads
+    compute_bound = False
 
     def __init__(self, arg: str | None = None, device: str | None = None):
         self.arg = arg

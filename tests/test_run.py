@@ -1,4 +1,5 @@
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -85,13 +86,18 @@ def test_kill_9_loses_nothing_and_resume_matches_uninterrupted(benchmark_dir, ti
     assert [r["key"] for r in resumed[:len(partial)]] == [r["key"] for r in partial]  # kept, not redone
 
 
-def test_two_processes_give_the_same_results_as_one(benchmark_dir, tiny_clip):
+@pytest.mark.parametrize("launcher", ["torchrun", "jobs"])
+def test_two_processes_give_the_same_results_as_one(benchmark_dir, tiny_clip, launcher):
     bench = _bench(benchmark_dir, tiny_clip)
     pre = _precomputed(benchmark_dir / "pre")
     args = ["--methods", f"reference,precomputed:{pre}", "--benchmark", bench, "--seeds", "0,1", "--device", "cpu"]
     run_cli("-m", "eval.run", *args, "--out", benchmark_dir / "one")
-    run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "eval.run",
-            *args, "--out", benchmark_dir / "two", env={"OMP_NUM_THREADS": "1"})
+    if launcher == "torchrun":
+        run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "eval.run",
+                *args, "--out", benchmark_dir / "two", env={"OMP_NUM_THREADS": "1"})
+    else:
+        proc = run_cli("-m", "eval.run", *args, "--out", benchmark_dir / "two", "--jobs", "2")
+        assert "2 worker processes" in proc.stderr and "text_alignment" in proc.stdout
     one = read_results(benchmark_dir / "one" / "results.jsonl")
     two = read_results(benchmark_dir / "two" / "results.jsonl")
     assert [r["key"] for r in one] == [r["key"] for r in two]
@@ -111,6 +117,7 @@ def test_two_processes_give_the_same_results_as_one(benchmark_dir, tiny_clip):
     (["--methods", "reference", "--seeds", "a,b"], "--seeds must be comma-separated integers"),
     (["--methods", "precomputed:/no/such/dir"], "/no/such/dir: no such folder"),
     (["--methods", "reference:x"], "method 'reference' takes no argument"),
+    (["--methods", "reference", "--jobs", "0"], "--jobs must be a positive integer or auto, got '0'"),
 ])
 def test_bad_arguments_fail_with_one_line(args, message, benchmark_dir, capsys):
     code, _, err = run_main(run_main_cli, *args, "--out", benchmark_dir / "bad", capsys=capsys)
@@ -136,3 +143,18 @@ def test_corrupt_results_file_is_one_line(benchmark_dir, tiny_clip, capsys):
     (out / "results.jsonl").write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
     code, _, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out, capsys=capsys)
     assert code == 2 and "results.jsonl: line 2 is not valid JSON" in err.strip().splitlines()[-1]
+
+
+def test_a_failing_worker_stops_the_run_and_keeps_finished_work(benchmark_dir, tiny_clip):
+    bench = _bench(benchmark_dir, tiny_clip)
+    pre = _precomputed(benchmark_dir / "pre")
+    for video in (pre / "down").iterdir():
+        video.unlink()
+    out = benchmark_dir / "run"
+    start = time.monotonic()
+    proc = run_cli("-m", "eval.run", "--methods", f"precomputed:{pre}", "--benchmark", bench, "--out", out,
+                   "--jobs", "2", check=False)
+    assert proc.returncode == 2 and time.monotonic() - start < 120
+    assert re.search(r"error: \S+/pre/down/a-blue-square-is-falling__s0.mp4: no such video", proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert not (out / "summary.csv").exists()

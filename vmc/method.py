@@ -33,6 +33,7 @@ def video_tensor(video: Video, height: int, width: int) -> torch.Tensor:
 
 class _CascadeMethod(Method):
     takes_argument = True
+    compute_bound = True
 
     def __init__(self, arg: str | None = None, device: str | None = None):
         super().__init__(arg, device)
