@@ -87,10 +87,8 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
 
 @needs_weights
 def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):
-    fast = tmp_path / "shapes"
-    shutil.copytree(SHAPES_DIR, fast)
+    fast = _fast_copy(tmp_path)
     meta = json.loads((fast / "cascade.json").read_text())
-    meta["settings"].update(keyframe_steps=2, interp_steps=2, sr1_steps=2)
     for method in ("vmc", "tav"):
         meta[method].update(steps=2, inversion_steps=2)
     (fast / "cascade.json").write_text(json.dumps(meta))
@@ -123,6 +121,32 @@ def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):
 
     assert run_main(validity_main, out)[0] == 0
     assert (out / "validity.csv").is_file()
+
+
+def _fast_copy(tmp_path):
+    """The shipped cascade with few sampling steps (the weights unchanged)."""
+    fast = tmp_path / "shapes"
+    shutil.copytree(SHAPES_DIR, fast)
+    meta = json.loads((fast / "cascade.json").read_text())
+    meta["settings"].update(keyframe_steps=2, interp_steps=2, sr1_steps=2)
+    (fast / "cascade.json").write_text(json.dumps(meta))
+    return fast
+
+
+@needs_weights
+def test_evaluate_reports_the_appearance_after_each_stage(tmp_path, capsys):
+    from vmc.shapes.evaluate import main as evaluate_main
+
+    out = tmp_path / "report.json"
+    code, stdout, _ = run_main(evaluate_main, "--backbone", _fast_copy(tmp_path), "--samples", "2", "--out", out,
+                               "--device", "cpu", capsys=capsys)
+    report = json.loads(out.read_text())
+    assert code == 0 and "after each stage (earlier stages enlarged to the final size): keyframes" in stdout
+    assert list(report["stage_appearance"]) == ["keyframes", "interp", "sr1"] and len(report["rows"]) == 2
+    assert report["stage_appearance"]["sr1"] == pytest.approx(report["oracle_appearance"])
+    for row in report["rows"]:
+        assert row["oracle_appearance"] == row["stage_appearance"]["sr1"]
+        assert all(0 <= v <= 1 for v in row["stage_appearance"].values())
 
 
 def test_manifest_oracle_field_is_checked(tmp_path):

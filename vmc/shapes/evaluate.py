@@ -1,9 +1,10 @@
 """python -m vmc.shapes.evaluate [--backbone shapes] [--samples 24] [--out report.json]
 
 How good the shapes cascade is on its own, from plain prompts (no adaptation), judged by the oracle: mean
-`oracle_appearance`, and how often the prompted motion is recognisable, i.e. the generated object's trajectory
-agrees better with the prompted motion than with any other translating or scaling motion of the world (each
-rendered as ground truth for the same scene). Prompts are random scenes of the motions seen in training.
+`oracle_appearance` (also after each stage, to see which stage loses it), and how often the prompted motion is
+recognisable, i.e. the generated object's trajectory agrees better with the prompted motion than with any other
+translating or scaling motion of the world (each rendered as ground truth for the same scene). Prompts are
+random scenes of the motions seen in training.
 """
 
 from __future__ import annotations
@@ -51,13 +52,23 @@ def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
         scene = random_scene(rng, motions=[motions[i % len(motions)]], two_objects=0.0)
         video = cascade.run(scene.caption(), seed=i)
         frames = to_uint8(list(video.values())[-1][0])
-        appearance = oracle.score(frames, scene.caption())[0]["oracle_appearance"]
         ok, _ = recognised(frames, scene)
-        rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": appearance,
-                     "motion_recognised": ok})
+        stages = {stage: oracle.score(to_uint8(_at_size(x[0], frames.shape[1:3])), scene.caption())[0]
+                  ["oracle_appearance"] for stage, x in video.items()}
+        rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": stages[list(video)[-1]],
+                     "motion_recognised": ok, "stage_appearance": stages})
     return {"backbone": backbone, "samples": samples, "seed": seed,
             "oracle_appearance": float(np.mean([r["oracle_appearance"] for r in rows])),
-            "motion_recognised": float(np.mean([r["motion_recognised"] for r in rows])), "rows": rows}
+            "motion_recognised": float(np.mean([r["motion_recognised"] for r in rows])),
+            "stage_appearance": {stage: float(np.mean([r["stage_appearance"][stage] for r in rows]))
+                                 for stage in rows[0]["stage_appearance"]} if rows else {}, "rows": rows}
+
+
+def _at_size(video: torch.Tensor, size) -> torch.Tensor:
+    """(C, F, h, w) → (C, F, H, W) by pixel repetition, so an earlier stage is judged at the final size."""
+    if tuple(video.shape[-2:]) == tuple(size):
+        return video
+    return torch.nn.functional.interpolate(video.transpose(0, 1), size=tuple(size), mode="nearest").transpose(0, 1)
 
 
 @cli_main
@@ -73,6 +84,8 @@ def main(argv=None):
                       args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     print(f"oracle_appearance {report['oracle_appearance']:.3f}   motion recognised "
           f"{report['motion_recognised']:.0%} of {args.samples}")
+    print("oracle_appearance after each stage (earlier stages enlarged to the final size): " +
+          ", ".join(f"{stage} {value:.3f}" for stage, value in report["stage_appearance"].items()))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 
