@@ -52,8 +52,8 @@ SETTINGS = dict(num_frames=NUM_KEYFRAMES, height=BASE_SIZE, width=BASE_SIZE, key
                 keep_models=True)
 # per-clip tuning at this scale: fewer steps than the official 400 (VMC) / 500 (Tune-A-Video) with the learning
 # rates scaled alike (×5), keeping the official ratio between the two methods
-ADAPTATION = {"vmc": dict(steps=150, lr=5e-4, inversion_steps=16),
-              "tav": dict(steps=150, lr=1.5e-4, inversion_steps=16)}
+ADAPTATION = {"vmc": dict(steps=100, lr=5e-4, inversion_steps=16),
+              "tav": dict(steps=100, lr=1.5e-4, inversion_steps=16)}
 
 
 def unet_config(stage: str) -> dict:
