@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from vmc.losses import appearance_debiased_loss
 from vmc.method import VMCMethod
 from vmc.models.lora import inject_dual_lora, set_lora_path
+from vmc.progress import inner_bar
 
 
 def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_scheduler, config, names: dict,
@@ -55,7 +55,7 @@ def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_schedul
     history = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
-        bar = tqdm(range(config.steps), desc="md adaptation", disable=not progress, leave=False)
+        bar = inner_bar(range(config.steps), "md adaptation", progress)
         for step in bar:
             t = timesteps[step:step + 1]
             noise = torch.randn(video.shape, generator=g, device=device)

@@ -81,7 +81,8 @@ def launch_local(jobs: int, module: str, argv: list[str]) -> int:
     procs = []
     for rank in range(jobs):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(jobs), "LOCAL_RANK": str(rank % max(1, gpus)),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads)}
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads),
+               "VMC_INNER_BARS": "0"}  # one `items` bar per worker; the inner loops' bars would overwrite them
         procs.append(subprocess.Popen([sys.executable, "-m", module, *argv], env=env))
     try:
         while True:

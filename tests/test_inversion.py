@@ -44,3 +44,13 @@ def test_schedules():
     assert sd15.timesteps[0] == 963 and sd15.timesteps[-1] == 1  # 1000 // 75 = 13, steps_offset 1
     with pytest.raises(ValueError, match="unknown inversion schedule"):
         inversion_scheduler("linear", {})
+
+
+def test_inner_bars_hide_in_parallel_workers(monkeypatch, capsys):
+    from vmc.progress import ENV, inner_bar, shown
+
+    assert shown() and not shown(False)
+    monkeypatch.setenv(ENV, "0")  # what eval.run --jobs sets for its workers
+    assert not shown()
+    assert list(inner_bar(range(3), "hidden")) == [0, 1, 2]
+    assert "hidden" not in capsys.readouterr().err

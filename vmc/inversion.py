@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 from diffusers import DDIMScheduler
-from tqdm.auto import tqdm
+
+from vmc.progress import inner_bar
 
 SD15 = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
             clip_sample=False, set_alpha_to_one=False, steps_offset=1)
@@ -37,7 +38,7 @@ def ddim_invert(unet, video: torch.Tensor, text_embeds: torch.Tensor, scheduler:
     alphas = scheduler.alphas_cumprod.to(torch.float64)
     x = video.to(unet.dtype)
     text = text_embeds.to(unet.dtype)
-    for t in tqdm(scheduler.timesteps.flip(0), desc="ddim inversion", disable=not progress, leave=False):
+    for t in inner_bar(scheduler.timesteps.flip(0), "ddim inversion", progress):
         t = int(t)
         eps = unet(x, t, text).sample[:, :video.shape[1]].double()
         prev = min(t - stride, 999)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from vmc.losses import motion_distillation_loss
 from vmc.parameters import select_parameters
+from vmc.progress import inner_bar
 
 
 @dataclass
@@ -88,7 +88,7 @@ def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_sch
     # dropout draws from the global RNG: seed it too (as the official run does), without touching the caller's
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
-        bar = tqdm(range(config.steps), desc="vmc adaptation", disable=not progress, leave=False)
+        bar = inner_bar(range(config.steps), "vmc adaptation", progress)
         for step in bar:
             t = timesteps[step:step + 1]
             history.append(_step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alphas, g, config))

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vmc.progress import shown
+
 STAGES = ("keyframes", "interp", "sr1", "sr2")
 
 
@@ -233,7 +235,7 @@ class Show1Cascade:
             tokenizer=None, text_encoder=None, unet=unet, scheduler=self.load_scheduler(src, cls=DDPMScheduler),
             image_noising_scheduler=self.load_scheduler(src, "image_noising_scheduler", DDPMScheduler),
             safety_checker=None, feature_extractor=None, watermarker=None, requires_safety_checker=False)
-        pipe.set_progress_bar_config(leave=False, desc="sr1 first frame")
+        pipe.set_progress_bar_config(leave=False, desc="sr1 first frame", disable=not shown())
         h, w = frame.shape[-2] * s.sr1_scale, frame.shape[-1] * s.sr1_scale
         out = pipe(image=frame.to(self.dtype), prompt_embeds=text, negative_prompt_embeds=negative, height=h,
                    width=w, num_inference_steps=s.if_steps, guidance_scale=s.if_guidance,
@@ -271,7 +273,7 @@ class Show1Cascade:
             text_encoder=self._load(CLIPTextModel, src, "text_encoder", torch_dtype=self.dtype),
             tokenizer=self._load(CLIPTokenizer, src, "tokenizer"), unet=unet,
             scheduler=self.load_scheduler(src)).to(self.device)
-        pipe.set_progress_bar_config(leave=False, desc="sr2")
+        pipe.set_progress_bar_config(leave=False, desc="sr2", disable=not shown())
         out = pipe(prompt, video=frames, strength=s.sr2_strength, num_inference_steps=s.sr2_steps,
                    guidance_scale=s.sr2_guidance, negative_prompt=s.sr2_negative_prompt,
                    generator=torch.Generator(self.device).manual_seed(seed), output_type="pt").frames

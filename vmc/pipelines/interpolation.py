@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers.utils.torch_utils import randn_tensor
-from tqdm.auto import tqdm
 
 from vmc.pipelines.keyframes import guided_prediction, scheduler_step_per_frame
+from vmc.progress import inner_bar
 
 
 def interpolation_condition(keyframes: torch.Tensor, new_per_pair: int) -> torch.Tensor:
@@ -60,7 +60,7 @@ class InterpolationSampler:
         negative = negative_embeds.to(dtype).repeat_interleave(pairs, dim=0) if negative_embeds is not None else None
         learned = getattr(scheduler.config, "variance_type", None) in ("learned", "learned_range")
         scheduler.set_timesteps(num_inference_steps, device=device)
-        for t in tqdm(scheduler.timesteps, desc="interpolation", disable=not progress, leave=False):
+        for t in inner_bar(scheduler.timesteps, "interpolation", progress):
             inp = scheduler.scale_model_input(torch.cat([x, cond], dim=1), t)
             eps = guided_prediction(unet, inp, t, text, negative, guidance_scale, learned_variance=learned)
             x = scheduler_step_per_frame(scheduler, eps, t, x, generator)

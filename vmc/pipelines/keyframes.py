@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 from diffusers.utils.torch_utils import randn_tensor
-from tqdm.auto import tqdm
+
+from vmc.progress import inner_bar
 
 
 PIXEL_CHANNELS = 3  # ε channels; a learned-variance UNet returns 3 more, conditioning inputs add more in
@@ -64,7 +65,7 @@ class KeyframeSampler:
         text = prompt_embeds.to(dtype)
         negative = negative_embeds.to(dtype) if negative_embeds is not None else None
         learned = getattr(scheduler.config, "variance_type", None) in ("learned", "learned_range")
-        for t in tqdm(scheduler.timesteps, desc="keyframes", disable=not progress, leave=False):
+        for t in inner_bar(scheduler.timesteps, "keyframes", progress):
             eps = guided_prediction(unet, scheduler.scale_model_input(x, t), t, text, negative, guidance_scale,
                                     learned_variance=learned)
             x = scheduler_step_per_frame(scheduler, eps, t, x, generator)

@@ -16,9 +16,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from diffusers.utils.torch_utils import randn_tensor
-from tqdm.auto import tqdm
 
 from vmc.pipelines.keyframes import guided_prediction, scheduler_step_per_frame
+from vmc.progress import inner_bar
 
 
 def upscale_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -52,7 +52,7 @@ class PixelSRSampler:
             cond[:, :, :1] = first_frame.to(device, dtype)
         learned = getattr(scheduler.config, "variance_type", None) in ("learned", "learned_range")
         scheduler.set_timesteps(num_inference_steps, device=device)
-        for t in tqdm(scheduler.timesteps, desc="sr1 window", disable=not progress, leave=False):
+        for t in inner_bar(scheduler.timesteps, "sr1 window", progress):
             inp = scheduler.scale_model_input(torch.cat([x, cond], dim=1), t)
             eps = guided_prediction(unet, inp, t, text.to(dtype), negative.to(dtype) if negative is not None else None,
                                     guidance_scale, class_labels=levels, learned_variance=learned)
@@ -71,7 +71,7 @@ class PixelSRSampler:
         height, width = h * scale, w * scale
         out = torch.zeros(b, c, f, height, width, device=video.device, dtype=self.unet.dtype)
         starts = range(0, f - window_size + 1, stride)
-        for i in tqdm(starts, desc="sr1", disable=not progress, leave=False):
+        for i in inner_bar(starts, "sr1", progress):
             if i > 0:
                 first = out[:, :, i:i + 1].clone()
             else:
