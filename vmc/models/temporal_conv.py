@@ -29,14 +29,9 @@ class FrameConvLayer(TemporalConvLayer):
 
 
 def use_frame_convs(model: nn.Module) -> nn.Module:
-    """Replace every TemporalConvLayer in `model` by a FrameConvLayer that holds its parameters."""
-    for name, child in list(model.named_children()):
-        if type(child) is TemporalConvLayer:
-            fast = FrameConvLayer(child.in_dim, child.out_dim, dropout=child.conv2[2].p,
-                                  norm_num_groups=child.conv1[0].num_groups)
-            for conv in ("conv1", "conv2", "conv3", "conv4"):  # the very same parameters
-                setattr(fast, conv, getattr(child, conv))
-            setattr(model, name, fast)
-        else:
-            use_frame_convs(child)
+    """Make every TemporalConvLayer in `model` a FrameConvLayer. It adds no state (only `forward` differs), so
+    each layer is re-classed in place: no second set of weights is built (298 M parameters for Show-1 base)."""
+    for layer in model.modules():
+        if type(layer) is TemporalConvLayer:
+            layer.__class__ = FrameConvLayer
     return model
