@@ -78,6 +78,7 @@ def launch_local(jobs: int, module: str, argv: list[str]) -> int:
         port = s.getsockname()[1]
     gpus = torch.cuda.device_count()
     threads = max(1, total_threads() // jobs)
+    print(f"{module}: {jobs} worker processes, {threads} thread(s) each", file=sys.stderr)
     procs = []
     for rank in range(jobs):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(jobs), "LOCAL_RANK": str(rank % max(1, gpus)),

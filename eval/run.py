@@ -102,8 +102,6 @@ def main(argv=None):
         benchmark.cases = [benchmark.case(c) for c in wanted]
     jobs = _jobs(args.jobs, len(methods) * len(benchmark.cases), device, methods) if dist.world_size == 1 else 1
     if jobs > 1:
-        print(f"eval.run: {jobs} worker processes, {max(1, distributed.total_threads() // jobs)} thread(s) each",
-              file=sys.stderr)
         raise SystemExit(distributed.launch_local(jobs, "eval.run", argv))
     scorer = build_scorer(args, benchmark.metrics, device=device)
     from eval.engine import run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from eval.errors import MetricUndefined
 from eval.metrics import ClipMetric, MotionMetric, OracleMetric, spec_id
 

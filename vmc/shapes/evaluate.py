@@ -51,11 +51,12 @@ def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
     for i in tqdm(range(samples), desc="shapes evaluate"):
         scene = random_scene(rng, motions=[motions[i % len(motions)]], two_objects=0.0)
         video = cascade.run(scene.caption(), seed=i)
-        frames = to_uint8(list(video.values())[-1][0])
-        ok, _ = recognised(frames, scene)
-        stages = {stage: oracle.score(to_uint8(_at_size(x[0], frames.shape[1:3])), scene.caption())[0]
-                  ["oracle_appearance"] for stage, x in video.items()}
-        rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": stages[list(video)[-1]],
+        *_, final = video
+        size = video[final].shape[-2:]
+        frames = {stage: to_uint8(_at_size(x[0], size)) for stage, x in video.items()}
+        stages = {stage: oracle.score(f, scene.caption())[0]["oracle_appearance"] for stage, f in frames.items()}
+        ok, _ = recognised(frames[final], scene)
+        rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": stages[final],
                      "motion_recognised": ok, "stage_appearance": stages})
     return {"backbone": backbone, "samples": samples, "seed": seed,
             "oracle_appearance": float(np.mean([r["oracle_appearance"] for r in rows])),
