@@ -28,15 +28,16 @@ from vmc.progress import inner_bar
 def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_scheduler, config, names: dict,
                     progress: bool = True) -> dict:
     """video (1, 3, F, H, W) in [-1, 1]. Returns {"history": [[spatial, temporal] loss per step], "trained"}."""
-    from vmc.trainer import _autocast_dtype
+    from vmc.trainer import _autocast_dtype, store_weights
 
     device = next(unet.parameters()).device
-    unet.to(torch.float32).train()
+    amp = _autocast_dtype(config, device)
     params = dict(unet.named_parameters())
+    store_weights(unet, {n: params[n] for found in names.values() for n in found}, amp)
+    unet.train()
     groups = {path: [params[n] for n in found] for path, found in names.items()}
     opts = {path: torch.optim.AdamW(ps, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
                                     eps=config.eps) for path, ps in groups.items()}
-    amp = _autocast_dtype(config, device)
     g = torch.Generator(device).manual_seed(config.seed)
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.steps,), generator=g,
                               device=device)

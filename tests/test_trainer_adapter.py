@@ -76,3 +76,34 @@ def test_seeded_training_is_reproducible_and_checkpointing_changes_nothing():
                                  progress=False)["history"])
     assert runs[0] == runs[1]
     assert runs[2] == pytest.approx(runs[0], rel=1e-5)
+
+
+def test_frozen_weights_stored_in_the_autocast_dtype_give_the_same_numbers():
+    """Autocast rounds frozen conv / linear weights to bf16 at each forward; storing them in bf16 must change
+    neither the output nor the trained parameters' gradients (CPU autocast, fresh random inputs)."""
+    from vmc.parameters import select_parameters
+    from vmc.trainer import store_weights
+
+    g = torch.Generator().manual_seed(3)
+    x, text = torch.randn(1, 3, 4, 16, 24, generator=g), torch.randn(1, 5, 96, generator=g)
+    t = torch.tensor([417])
+    results = []
+    for low in (False, True):
+        unet = _unet().train()
+        selected = select_parameters(unet, "qkv")
+        for m in unet.modules():  # dropout off, so both runs see the same network
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        store_weights(unet, selected, torch.bfloat16 if low else None)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = unet(x, t, text).sample
+        out.float().square().mean().backward()
+        results.append((out.float(), {k: p.grad.clone() for k, p in selected.items()}, unet))
+    (ref, ref_grads, fp32), (got, grads, stored) = results
+    dtypes = {p.dtype for p in stored.parameters()}
+    assert dtypes == {torch.float32, torch.bfloat16} and all(gr.dtype == torch.float32 for gr in grads.values())
+    assert sum(p.numel() for p in stored.parameters() if p.dtype == torch.bfloat16) > 0.8 * sum(
+        p.numel() for p in fp32.parameters())
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    for k in ref_grads:
+        torch.testing.assert_close(grads[k], ref_grads[k], rtol=0, atol=0)

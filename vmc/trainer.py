@@ -3,7 +3,7 @@
 Official settings: AdamW (lr 1e-4, betas 0.9/0.999, weight decay 1e-2, eps 1e-8), 400 steps, batch 1,
 gradient clipping 1.0, timesteps uniform in [0, 1000), seed 12345, the UNet in train mode (its temporal
 convs' dropout is active, as in the official run). On a GPU, autocast in bf16 (or fp16 with loss scaling)
-over fp32 master weights; fp32 on a CPU.
+with fp32 master weights for the trained parameters; fp32 on a CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
 from vmc.losses import motion_distillation_loss
 from vmc.parameters import select_parameters
@@ -42,6 +43,20 @@ def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | 
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}[choice]
 
 
+def store_weights(unet: nn.Module, trained: dict[str, nn.Parameter], amp: torch.dtype | None):
+    """Trained parameters in fp32 (master weights); with autocast, every frozen conv / linear weight and bias in
+    the autocast dtype. Autocast rounds those to that dtype at each forward anyway, so the numbers are the same
+    as over fp32 weights, with half their memory and no per-step cast of 1.6 B frozen parameters; norms and
+    embeddings stay fp32, as autocast computes with them in fp32."""
+    keep = {id(p) for p in trained.values()}
+    low = {id(p) for m in unet.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+           for p in m.parameters(recurse=False) if id(p) not in keep} if amp is not None else set()
+    for p in unet.parameters():
+        dtype = amp if id(p) in low else torch.float32
+        if p.dtype != dtype:
+            p.data = p.data.to(dtype)
+
+
 def _step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alphas, g, config) -> float:
     noise = torch.randn(video.shape, generator=g, device=video.device)
     noisy = noise_scheduler.add_noise(video, noise, t)
@@ -69,15 +84,14 @@ def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_sch
     """video (1, 3, F, H, W) in [-1, 1]; text_embeds (1, L, D) of the training prompt; noise_scheduler: the
     base model's training noise schedule (add_noise). Returns {"history": [loss per step], "trained": names}."""
     device = next(unet.parameters()).device
-    if unet.dtype != torch.float32:  # fp32 master weights; autocast does the low-precision math
-        unet.to(torch.float32)
     selected = select_parameters(unet, config.rule)
+    amp = _autocast_dtype(config, device)
+    store_weights(unet, selected, amp)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
     opt = torch.optim.AdamW(selected.values(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
                             eps=config.eps)
-    amp = _autocast_dtype(config, device)
     scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
     g = torch.Generator(device).manual_seed(config.seed)
     total = noise_scheduler.config.num_train_timesteps
