@@ -84,6 +84,19 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     code, _, err = run_main(main, "--work", work, "--stages", "keyframes,upscale", capsys=capsys)
     assert code == 2 and "unknown stage(s) upscale" in err
 
+    packed = tmp_path / "packed"  # compact copies resume, with the learning rate warmed up again
+    assert run_main(main, "--work", work, "--stages", "", "--pack", packed, capsys=capsys)[0] == 0
+    small = torch.load(packed / "keyframes.pt", weights_only=False)
+    assert small["opt"]["state"] == {} and small["step"] == 3
+    assert all(v.dtype == torch.float16 for v in small["ema"]["unet"].values() if v.is_floating_point())
+    from vmc.shapes.train import Stage, load_text_encoder
+
+    stage = Stage("interp", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu"))
+    assert stage.step == stage.warm_from == 1
+    saved = torch.load(packed / "interp.pt", weights_only=False)["ema"]["unet"]
+    torch.testing.assert_close(stage.ema["unet"].state_dict(), {k: v.float() if v.is_floating_point() else v
+                                                                for k, v in saved.items()})
+
 
 @needs_weights
 def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):

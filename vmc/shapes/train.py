@@ -8,7 +8,9 @@ T5 encoder with a word tokenizer built for the domain, trained jointly with the 
 ε-prediction with min-SNR(5) loss weighting and an EMA of the weights (what is exported). The text encoder
 trains with the keyframe UNet until `--freeze-text`; the other stages condition on its EMA. Each stage
 checkpoints to WORK/<stage>.pt every --save-every steps and resumes from there, so a killed run loses at most
-that; a stage ends at --steps or after --minutes, whichever comes first. CPU or CUDA.
+that; a stage ends at --steps or after --minutes, whichever comes first. CPU or CUDA. --pack writes compact
+copies of the checkpoints to carry a run to another machine (a GPU): resuming from one warms the learning rate up
+again, as its optimiser moments are left out.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class Stage:
         self.noise = DDPMScheduler.from_config(scheduler_config())
         self.alphas = self.noise.alphas_cumprod.to(device)
         self.noising = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
-        self.step, self.history = 0, []
+        self.step, self.history, self.warm_from = 0, [], 0
         if state:
             for k, m in self.modules.items():
                 m.load_state_dict(state["model"][k])
@@ -104,6 +106,8 @@ class Stage:
                        "param_groups": [{**opt["param_groups"][0], "params": list(range(len(params)))}]}
             self.opt.load_state_dict(opt)
             self.step, self.history = state["step"], state["history"]
+            if not opt["state"]:  # a checkpoint saved without optimiser moments: warm the learning rate up again
+                self.warm_from = self.step
         if name == "keyframes" and self.text_frozen:
             # from here on the UNet learns against the EMA encoder, the one the other stages load
             self.text.load_state_dict(self.ema["text"].state_dict())
@@ -170,7 +174,7 @@ class Stage:
         snr = self.alphas[t] / (1 - self.alphas[t])
         weight = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 for ε-prediction
         loss = (F.mse_loss(pred[:, :3].float(), noise, reduction="none").mean((1, 2, 3, 4)) * weight).mean()
-        warmup = min(1.0, (self.step + 1) / 200)
+        warmup = min(1.0, (self.step - self.warm_from + 1) / 200)
         for group in self.opt.param_groups:
             group["lr"] = self.lr * warmup
         loss.backward()
@@ -237,6 +241,19 @@ def export(work: Path, out: Path):
     (out / "cascade.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def pack(work: Path, out: Path):
+    """Compact copies of the checkpoints in WORK (fp16 weights, no optimiser moments: a quarter of the size), to
+    move a run between machines; training resumes from them with a fresh learning-rate warm-up."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(work.glob("*.pt")):
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        half = lambda d: {k: {n: t.half() if t.is_floating_point() else t for n, t in m.items()}  # noqa: E731
+                          for k, m in d.items()}
+        state.update(model=half(state["model"]), ema=half(state["ema"]),
+                     opt={"state": {}, "param_groups": state["opt"]["param_groups"]})
+        torch.save(state, out / path.name)
+
+
 def load_text_encoder(work: Path, device):
     from transformers import T5Config, T5EncoderModel
 
@@ -263,6 +280,8 @@ def main(argv=None):
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--export", type=Path, default=None,
                    help=f"write the cascade here when done (the shipped weights live in {SHIPPED})")
+    p.add_argument("--pack", type=Path, default=None, help="write compact copies of the checkpoints here when done "
+                   "(fp16, no optimiser moments), to carry the run to another machine")
     p.add_argument("--freeze-text", action="store_true", help="keyframes: stop training the text encoder (its "
                    "EMA is kept from then on), so the other stages can train on it meanwhile")
     p.add_argument("--device", default=None)
@@ -279,6 +298,9 @@ def main(argv=None):
         text = None if name == "keyframes" else load_text_encoder(args.work, device)
         Stage(name, args.work, device, args.lr, text, args.freeze_text).run(args.steps, args.minutes, args.batch_size, args.seed,
                                                          args.save_every)
+    if args.pack:
+        pack(args.work, args.pack)
+        print(f"compact checkpoints written to {args.pack}")
     if args.export:
         export(args.work, args.export)
         print(f"shapes cascade written to {args.export}")
