@@ -76,7 +76,7 @@ def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_schedul
             temporal = update("temporal", appearance_debiased_loss(pred.float(), noise, anchor))
             history.append([spatial, temporal])
             bar.set_postfix(spatial=f"{spatial:.4f}", temporal=f"{temporal:.4f}")
-    unet.eval()
+    unet.float().eval()
     unet.requires_grad_(False)
     return {"history": history, "trained": sorted(names["spatial"] + names["temporal"])}
 

@@ -1,6 +1,6 @@
 """VMC adaptation speed: training steps of the keyframe UNet (batch 1, 8×40×64, the official qkv selection,
-AdamW, clipping) with random weights and the real show-1-base config, plus the DDIM inversion, side by side
-for each mixed-precision mode.
+AdamW, clipping) with random weights in fp16 (as the method loads the hub's checkpoint) and the real
+show-1-base config, side by side for each mixed-precision mode.
 
     python bench/vmc_adaptation.py [--steps 20] [--modes fp16,bf16] [--checkpointing] [--tiny]
 
@@ -48,7 +48,7 @@ def main():
           f"{'tiny' if args.tiny else 'show-1-base'} config, {args.steps} steps, checkpointing {args.checkpointing}")
     for mode in args.modes.split(","):
         torch.manual_seed(0)
-        unet = Show1UNet3D.from_config(config).to(dev)
+        unet = Show1UNet3D.from_config(config).to(dev, torch.float16 if cuda else torch.float32)  # as loaded
         if cuda:
             torch.cuda.reset_peak_memory_stats()
             torch.cuda.synchronize()

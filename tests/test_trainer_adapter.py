@@ -78,9 +78,10 @@ def test_seeded_training_is_reproducible_and_checkpointing_changes_nothing():
     assert runs[2] == pytest.approx(runs[0], rel=1e-5)
 
 
-def test_frozen_weights_stored_in_the_autocast_dtype_give_the_same_numbers():
-    """Autocast rounds frozen conv / linear weights to bf16 at each forward; storing them in bf16 must change
-    neither the output nor the trained parameters' gradients (CPU autocast, fresh random inputs)."""
+def test_frozen_weights_stored_in_16_bits_give_the_same_numbers_and_come_back_exactly():
+    """Autocast rounds frozen conv / linear weights to bf16 at each forward; storing weights loaded from an fp16
+    checkpoint in fp16 must change neither the output nor the trained parameters' gradients (CPU autocast, fresh
+    random inputs), and training must hand the frozen weights back unchanged."""
     from vmc.parameters import select_parameters
     from vmc.trainer import store_weights
 
@@ -89,7 +90,7 @@ def test_frozen_weights_stored_in_the_autocast_dtype_give_the_same_numbers():
     t = torch.tensor([417])
     results = []
     for low in (False, True):
-        unet = _unet().train()
+        unet = _unet().half().float().train()  # as loaded from an fp16 checkpoint
         selected = select_parameters(unet, "qkv")
         for m in unet.modules():  # dropout off, so both runs see the same network
             if isinstance(m, torch.nn.Dropout):
@@ -100,10 +101,18 @@ def test_frozen_weights_stored_in_the_autocast_dtype_give_the_same_numbers():
         out.float().square().mean().backward()
         results.append((out.float(), {k: p.grad.clone() for k, p in selected.items()}, unet))
     (ref, ref_grads, fp32), (got, grads, stored) = results
-    dtypes = {p.dtype for p in stored.parameters()}
-    assert dtypes == {torch.float32, torch.bfloat16} and all(gr.dtype == torch.float32 for gr in grads.values())
-    assert sum(p.numel() for p in stored.parameters() if p.dtype == torch.bfloat16) > 0.8 * sum(
+    assert {p.dtype for p in stored.parameters()} == {torch.float32, torch.float16}
+    assert all(p.dtype == torch.float32 for p in selected.values())
+    assert sum(p.numel() for p in stored.parameters() if p.dtype == torch.float16) > 0.8 * sum(
         p.numel() for p in fp32.parameters())
     torch.testing.assert_close(got, ref, rtol=0, atol=0)
     for k in ref_grads:
         torch.testing.assert_close(grads[k], ref_grads[k], rtol=0, atol=0)
+
+    unet = _unet().half().float()
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    result = train_motion(unet, x.clamp(-1, 1), text, DDPMScheduler(beta_schedule="squaredcos_cap_v2"),
+                          TrainConfig(steps=1, lr=1e-3, mixed_precision="bf16"), progress=False)
+    after = unet.state_dict()
+    assert all(v.dtype == torch.float32 for v in after.values())
+    assert all(torch.equal(after[k], v) for k, v in before.items() if k not in result["trained"])

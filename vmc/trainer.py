@@ -45,16 +45,21 @@ def _autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | 
 
 def store_weights(unet: nn.Module, trained: dict[str, nn.Parameter], amp: torch.dtype | None):
     """Trained parameters in fp32 (master weights); with autocast, every frozen conv / linear weight and bias in
-    the autocast dtype. Autocast rounds those to that dtype at each forward anyway, so the numbers are the same
-    as over fp32 weights, with half their memory and no per-step cast of 1.6 B frozen parameters; norms and
-    embeddings stay fp32, as autocast computes with them in fp32."""
+    a 16-bit dtype that holds it exactly (the autocast dtype, else the other one: weights loaded from an fp16
+    checkpoint stay fp16 under bf16 autocast), else fp32. Autocast rounds those weights to its dtype at each
+    forward anyway, so the numbers are the same as over fp32 weights with half the memory, and `unet.float()`
+    afterwards gives back the very same values; norms and embeddings stay fp32, as autocast computes with them
+    in fp32."""
     keep = {id(p) for p in trained.values()}
-    low = {id(p) for m in unet.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
-           for p in m.parameters(recurse=False) if id(p) not in keep} if amp is not None else set()
+    frozen = {id(p) for m in unet.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+              for p in m.parameters(recurse=False) if id(p) not in keep} if amp is not None else set()
+    narrow = [amp] + [d for d in (torch.float16, torch.bfloat16) if d != amp]
     for p in unet.parameters():
-        dtype = amp if id(p) in low else torch.float32
-        if p.dtype != dtype:
-            p.data = p.data.to(dtype)
+        value = p.data.float()
+        if id(p) in frozen:
+            value = next((low for low in (value.to(d) for d in narrow) if torch.equal(low.float(), value)), value)
+        if value is not p.data:
+            p.data = value
 
 
 def _step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alphas, g, config) -> float:
@@ -107,6 +112,6 @@ def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_sch
             t = timesteps[step:step + 1]
             history.append(_step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alphas, g, config))
             bar.set_postfix(loss=f"{history[-1]:.4f}")
-    unet.eval()
+    unet.float().eval()  # the frozen weights come back exactly (stored narrowed only where lossless)
     unet.requires_grad_(False)
     return {"history": history, "trained": sorted(selected)}
