@@ -93,6 +93,10 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
 
     stage = Stage("interp", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu"))
     assert stage.step == stage.warm_from == 1
+    code, _, err = run_main(main, "--work", work, "--stages", "", "--pack", work, capsys=capsys)
+    assert code == 2 and "--pack must differ from --work" in err
+    code, _, err = run_main(main, "--work", tmp_path / "none", "--stages", "", "--pack", packed, capsys=capsys)
+    assert code == 2 and "no checkpoint to pack" in err
     saved = torch.load(packed / "interp.pt", weights_only=False)["ema"]["unet"]
     torch.testing.assert_close(stage.ema["unet"].state_dict(), {k: v.float() if v.is_floating_point() else v
                                                                 for k, v in saved.items()})

@@ -241,17 +241,24 @@ def export(work: Path, out: Path):
     (out / "cascade.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def _half(modules: dict) -> dict:
+    return {k: {n: t.half() if t.is_floating_point() else t for n, t in m.items()} for k, m in modules.items()}
+
+
 def pack(work: Path, out: Path):
     """Compact copies of the checkpoints in WORK (fp16 weights, no optimiser moments: a quarter of the size), to
     move a run between machines; training resumes from them with a fresh learning-rate warm-up."""
+    found = [work / f"{s}.pt" for s in STAGES if (work / f"{s}.pt").is_file()]
+    if not found:
+        raise UserError(f"{work}: no checkpoint to pack (train a stage first)")
     out.mkdir(parents=True, exist_ok=True)
-    for path in sorted(work.glob("*.pt")):
+    for path in found:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        half = lambda d: {k: {n: t.half() if t.is_floating_point() else t for n, t in m.items()}  # noqa: E731
-                          for k, m in d.items()}
-        state.update(model=half(state["model"]), ema=half(state["ema"]),
+        state.update(model=_half(state["model"]), ema=_half(state["ema"]),
                      opt={"state": {}, "param_groups": state["opt"]["param_groups"]})
-        torch.save(state, out / path.name)
+        tmp = (out / path.name).with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, out / path.name)
 
 
 def load_text_encoder(work: Path, device):
@@ -292,6 +299,9 @@ def main(argv=None):
         raise UserError(f"--stages: unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
     if args.work.exists() and not args.work.is_dir():
         raise UserError(f"{args.work}: --work must be a directory (checkpoints go there)")
+    if args.pack and args.pack.resolve() == args.work.resolve():
+        raise UserError(f"{args.pack}: --pack must differ from --work (the compact copies would replace the "
+                        "checkpoints)")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     args.work.mkdir(parents=True, exist_ok=True)
     for name in stages:
