@@ -36,7 +36,8 @@ MODELSCOPE = dict(in_channels=4, out_channels=4, act_fn="silu", attention_head_d
                   encoder_hid_dim=None, encoder_hid_dim_type=None, addition_embed_type=None,
                   resnet_time_scale_shift="default", cross_attention_norm=None, class_embed_type=None,
                   resnet_skip_time_act=False, resnet_out_scale_factor=1.0, mid_block_scale_factor=1)
-TINY = dict(attention_head_dim=16, norm_num_groups=16, layers_per_block=1, addition_embed_type_num_heads=2)
+TINY = dict(attention_head_dim=16, norm_num_groups=16, layers_per_block=1, addition_embed_type_num_heads=2,
+            cross_attention_dim=32)
 
 
 def unet_configs(tiny: bool) -> dict:
@@ -44,10 +45,9 @@ def unet_configs(tiny: bool) -> dict:
     sr1 = load_config("show1-sr1-unet")
     sr2 = {**base, **MODELSCOPE}
     if tiny:
-        base = {**base, **TINY, "block_out_channels": [32, 32, 64, 64], "cross_attention_dim": 32, "encoder_hid_dim": 32}
-        sr1 = {**sr1, **TINY, "block_out_channels": [32, 32, 32, 64, 64], "cross_attention_dim": 32,
-               "encoder_hid_dim": 32}
-        sr2 = {**sr2, **TINY, "block_out_channels": [32, 32, 64, 64], "cross_attention_dim": 32}
+        base = {**base, **TINY, "block_out_channels": [32, 32, 64, 64], "encoder_hid_dim": 32}
+        sr1 = {**sr1, **TINY, "block_out_channels": [32, 32, 32, 64, 64], "encoder_hid_dim": 32}
+        sr2 = {**sr2, **TINY, "block_out_channels": [32, 32, 64, 64]}
     return {"keyframes": base, "interp": {**base, "in_channels": 7}, "sr1": sr1, "sr2": sr2}
 
 

@@ -94,3 +94,16 @@ def test_not_a_cascade_directory_and_missing_stages(tmp_path):
 
     with pytest.raises(UserError, match="has no interp, sr1 stage"):
         Show1Cascade(backbone).run("a prompt", stages=["keyframes", "interp", "sr1"])
+
+
+def test_whole_cascade_benchmark_runs_at_tiny_sizes():
+    """bench/cascade.py (published configs, SR1's completed one included) shrunk to tiny widths: every stage runs
+    and hands the next the official shapes (8 → 29 frames, ×4 SR1, SR2 at its own size)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "cascade.py"
+    out = subprocess.run([sys.executable, str(script), "--tiny"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "(1, 3, 8, 8, 16)" in out.stdout and "(1, 3, 29, 32, 64)" in out.stdout and "per prompt" in out.stdout
