@@ -22,12 +22,14 @@ import torch.nn.functional as F
 from vmc.losses import appearance_debiased_loss
 from vmc.method import VMCMethod
 from vmc.models.lora import inject_dual_lora, set_lora_path
+from vmc.prediction import as_epsilon
 from vmc.progress import inner_bar
 
 
 def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_scheduler, config, names: dict,
                     progress: bool = True) -> dict:
-    """video (1, 3, F, H, W) in [-1, 1]. Returns {"history": [[spatial, temporal] loss per step], "trained"}."""
+    """video (1, 3, F, H, W) in [-1, 1]; the UNet's output is read as its scheduler's prediction_type says and
+    the losses are taken on ε. Returns {"history": [[spatial, temporal] loss per step], "trained"}."""
     from vmc.trainer import _autocast_dtype, store_weights
 
     device = next(unet.parameters()).device
@@ -41,6 +43,7 @@ def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_schedul
     g = torch.Generator(device).manual_seed(config.seed)
     timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (config.steps,), generator=g,
                               device=device)
+    alphas, kind = noise_scheduler.alphas_cumprod.to(device), noise_scheduler.config.prediction_type
     video, text = video.to(device, torch.float32), text.to(device, torch.float32)
     frames = video.shape[2]
     for p in params.values():
@@ -66,14 +69,15 @@ def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_schedul
                 set_lora_path(unet, "temporal", False)
                 for p in groups["spatial"]:
                     p.requires_grad_(True)
-                pred = unet(noisy[:, :, k:k + 1], t, text).sample
-            spatial = update("spatial", F.mse_loss(pred[:, :noise.shape[1]].float(), noise[:, :, k:k + 1]))
+                pred = as_epsilon(unet(noisy[:, :, k:k + 1], t, text).sample.float(), noisy[:, :, k:k + 1],
+                                  alphas[t], kind)
+            spatial = update("spatial", F.mse_loss(pred, noise[:, :, k:k + 1]))
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 set_lora_path(unet, "temporal", True)
                 for p in groups["spatial"]:  # active but frozen in the temporal path: no gradient to compute
                     p.requires_grad_(False)
-                pred = unet(noisy, t, text).sample
-            temporal = update("temporal", appearance_debiased_loss(pred.float(), noise, anchor))
+                pred = as_epsilon(unet(noisy, t, text).sample.float(), noisy, alphas[t], kind)
+            temporal = update("temporal", appearance_debiased_loss(pred, noise, anchor))
             history.append([spatial, temporal])
             bar.set_postfix(spatial=f"{spatial:.4f}", temporal=f"{temporal:.4f}")
     unet.float().eval()

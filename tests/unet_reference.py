@@ -9,7 +9,6 @@ shape of the official model built from the published show-1-base config and from
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch

@@ -4,7 +4,8 @@ Deterministic DDIM run backwards (empty prompt, no guidance, official default 75
 UNet's ε at the next timestep, evaluated on the current sample, carries the sample one level up. By default
 the DDIM schedule uses the base model's own betas (squaredcos_cap_v2); `schedule="sd15"` reproduces the
 official code, which inverts with Stable Diffusion 1.5's scaled-linear schedule (beta 0.00085–0.012,
-steps_offset 1) whatever the backbone.
+steps_offset 1) whatever the backbone (an ε-prediction one; a v-prediction backbone, read through
+vmc.prediction, inverts with its own schedule only).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler
 
+from vmc.prediction import as_epsilon
 from vmc.progress import inner_bar
 
 SD15 = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -21,10 +23,14 @@ SCHEDULES = ("base", "sd15")
 
 def inversion_scheduler(schedule: str, base_config: dict) -> DDIMScheduler:
     if schedule == "sd15":
+        if base_config.get("prediction_type", "epsilon") != "epsilon":
+            raise ValueError("the sd15 inversion schedule reproduces the official code on an ε-prediction backbone; "
+                             f"this one predicts {base_config['prediction_type']}: use the base schedule")
         return DDIMScheduler(**SD15)
     if schedule != "base":
         raise ValueError(f"unknown inversion schedule '{schedule}' (schedules: {', '.join(SCHEDULES)})")
-    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "steps_offset")
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "steps_offset",
+            "prediction_type")
     return DDIMScheduler(**{k: base_config[k] for k in keys if k in base_config}, clip_sample=False,
                          set_alpha_to_one=False)
 
@@ -40,7 +46,7 @@ def ddim_invert(unet, video: torch.Tensor, text_embeds: torch.Tensor, scheduler:
     text = text_embeds.to(unet.dtype)
     for t in inner_bar(scheduler.timesteps.flip(0), "ddim inversion", progress):
         t = int(t)
-        eps = unet(x, t, text).sample[:, :video.shape[1]].double()
+        eps = as_epsilon(unet(x, t, text).sample.double(), x.double(), alphas[t], scheduler.config.prediction_type)
         prev = min(t - stride, 999)
         a_prev = alphas[prev] if prev >= 0 else scheduler.final_alpha_cumprod.double()
         a_t = alphas[t]

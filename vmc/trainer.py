@@ -15,6 +15,7 @@ from torch import nn
 
 from vmc.losses import motion_distillation_loss
 from vmc.parameters import select_parameters
+from vmc.prediction import as_epsilon
 from vmc.progress import inner_bar
 
 
@@ -67,8 +68,8 @@ def _step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alp
     noisy = noise_scheduler.add_noise(video, noise, t)
     with torch.autocast(video.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         pred = unet(noisy, t, text).sample
-    loss = motion_distillation_loss(pred.float(), noise, config.loss, noisy=noisy, clean=video,
-                                    alphas_cumprod_t=alphas[t])
+    pred = as_epsilon(pred.float(), noisy, alphas[t], noise_scheduler.config.prediction_type)
+    loss = motion_distillation_loss(pred, noise, config.loss, noisy=noisy, clean=video, alphas_cumprod_t=alphas[t])
     if scaler:
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -87,7 +88,8 @@ def _step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alp
 def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_scheduler, config: TrainConfig,
                  progress: bool = True) -> dict:
     """video (1, 3, F, H, W) in [-1, 1]; text_embeds (1, L, D) of the training prompt; noise_scheduler: the
-    base model's training noise schedule (add_noise). Returns {"history": [loss per step], "trained": names}."""
+    base model's training noise schedule (add_noise; its prediction_type says what the UNet outputs, converted
+    to ε for the loss). Returns {"history": [loss per step], "trained": names}."""
     device = next(unet.parameters()).device
     selected = select_parameters(unet, config.rule)
     amp = _autocast_dtype(config, device)

@@ -19,7 +19,6 @@ from diffusers.models.unets.unet_3d_blocks import (
     CrossAttnDownBlock3D,
     CrossAttnUpBlock3D,
     DownBlock3D,
-    UNetMidBlock3DCrossAttn,
     UpBlock3D,
 )
 from torch import nn
