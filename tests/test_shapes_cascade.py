@@ -72,7 +72,16 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     assert backbone.stages == ("keyframes", "interp", "sr1") and backbone.adaptation_for("tav")["steps"] > 0
     assert json.loads((out / "cascade.json").read_text())["training"]["steps"] == {"keyframes": 1, "interp": 1,
                                                                                     "sr1": 1}
+    for folder in ("show-1-base", "show-1-interpolation", "show-1-sr1"):  # a fresh run learns v
+        assert json.loads((out / folder / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] \
+            == "v_prediction"
     import torch
+
+    from vmc.pipelines.cascade import Show1Cascade
+
+    backbone.settings.keyframe_steps = backbone.settings.interp_steps = backbone.settings.sr1_steps = 2
+    video = Show1Cascade(backbone, "cpu").run("a red circle is falling on a black background", seed=0)
+    assert video["sr1"].shape == (1, 3, 15, 32, 32) and torch.isfinite(video["sr1"]).all()
 
     before = torch.load(work / "keyframes.pt", weights_only=False)["ema"]["text"]
     args = ["--work", work, "--stages", "keyframes", "--steps", "3", "--batch-size", "2", "--freeze-text"]
@@ -97,6 +106,14 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     assert code == 2 and "--pack must differ from --work" in err
     code, _, err = run_main(main, "--work", tmp_path / "none", "--stages", "", "--pack", packed, capsys=capsys)
     assert code == 2 and "no checkpoint to pack" in err
+    older = torch.load(packed / "sr1.pt", weights_only=False)  # a checkpoint from before v-prediction: ε
+    del older["prediction_type"]
+    torch.save(older, packed / "sr1.pt")
+    assert Stage("sr1", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu")).prediction == "epsilon"
+    switched = Stage("sr1", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu"),
+                     prediction="v_prediction")
+    assert switched.prediction == switched.noise.config.prediction_type == "v_prediction"
+    assert switched.objective_since == switched.warm_from == 1
     saved = torch.load(packed / "interp.pt", weights_only=False)["ema"]["unet"]
     torch.testing.assert_close(stage.ema["unet"].state_dict(), {k: v.float() if v.is_floating_point() else v
                                                                 for k, v in saved.items()})

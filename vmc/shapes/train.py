@@ -5,7 +5,8 @@ the `shapes` backbone loads (show-1-base/, show-1-interpolation/, show-1-sr1/, c
 safetensors). The models are the project's Show-1 classes at small sizes: a Show1UNet3D per stage and a small
 T5 encoder with a word tokenizer built for the domain, trained jointly with the keyframe UNet.
 
-ε-prediction with min-SNR(5) loss weighting and an EMA of the weights (what is exported). The text encoder
+v-prediction (Show-1 itself predicts ε; see PREDICTION) with min-SNR(5) loss weighting and an EMA of the weights
+(what is exported); `--prediction` switches a checkpoint's objective, e.g. an ε one to v. The text encoder
 trains with the keyframe UNet until `--freeze-text`; the other stages condition on its EMA. Each stage
 checkpoints to WORK/<stage>.pt every --save-every steps and resumes from there, so a killed run loses at most
 that; a stage ends at --steps or after --minutes, whichever comes first. CPU or CUDA. --pack writes compact
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 
 from eval.errors import UserError, cli_main
 from vmc.configs import load_config
+from vmc.prediction import PREDICTION_TYPES, check_prediction_type, training_target
 from vmc.shapes.data import BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, sample_clips
 
 STAGES = ("keyframes", "interp", "sr1")
@@ -46,6 +48,11 @@ STAGE_UNET = {
     "sr1": dict(in_channels=6, class_embed_type="timestep", sample_size=SR_SIZE, resnet_skip_time_act=True,
                 resnet_out_scale_factor=1.4142271248762552, mid_block_scale_factor=1.4142271248762552),
 }
+# what a fresh run's UNets learn to output. At this scale an ε-prediction UNet cannot set a frame's mean
+# colour near the top of the cosine schedule (ᾱ ≈ 2e-9 at t = 999, and x₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ magnifies
+# any error in ε̂): it drew backgrounds at random. v-prediction learns x₀ directly there (Salimans & Ho 2022;
+# Lin et al. 2024).
+PREDICTION = "v_prediction"
 DIRS = {"keyframes": "show-1-base", "interp": "show-1-interpolation", "sr1": "show-1-sr1"}
 SR_MAX_NOISE_LEVEL = 350  # conditioning noise levels seen in training (inference uses settings.sr1_noise_level)
 SETTINGS = dict(num_frames=NUM_KEYFRAMES, height=BASE_SIZE, width=BASE_SIZE, keyframe_steps=16, keyframe_guidance=7.5,
@@ -69,7 +76,8 @@ def scheduler_config() -> dict:
 class Stage:
     """One stage's model(s), optimiser and EMA, resumable from WORK/<stage>.pt."""
 
-    def __init__(self, name: str, work: Path, device: torch.device, lr: float, text=None, freeze_text: bool = False):
+    def __init__(self, name: str, work: Path, device: torch.device, lr: float, text=None, freeze_text: bool = False,
+                 prediction: str | None = None):
         from diffusers import DDPMScheduler
         from transformers import T5Config, T5EncoderModel
 
@@ -92,10 +100,11 @@ class Stage:
         params = list(self.unet.parameters()) + ([] if self.text_frozen else list(self.text.parameters()))
         self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
         self.lr = lr
-        self.noise = DDPMScheduler.from_config(scheduler_config())
-        self.alphas = self.noise.alphas_cumprod.to(device)
         self.noising = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
         self.step, self.history, self.warm_from = 0, [], 0
+        stored = state.get("prediction_type", "epsilon") if state else None  # checkpoints before v: ε
+        self.prediction = stored or check_prediction_type(prediction or PREDICTION)
+        self.objective_since = state.get("objective_since", 0) if state else 0
         if state:
             for k, m in self.modules.items():
                 m.load_state_dict(state["model"][k])
@@ -108,6 +117,13 @@ class Stage:
             self.step, self.history = state["step"], state["history"]
             if not opt["state"]:  # a checkpoint saved without optimiser moments: warm the learning rate up again
                 self.warm_from = self.step
+        if stored and prediction and prediction != stored:
+            # a new objective from here on: the learning rate warms up and the EMA starts averaging afresh
+            print(f"shapes {name}: switching from {self.prediction} to {prediction} at step {self.step}")
+            self.prediction, self.objective_since = check_prediction_type(prediction), self.step
+            self.warm_from = self.step
+        self.noise = DDPMScheduler.from_config(scheduler_config(), prediction_type=self.prediction)
+        self.alphas = self.noise.alphas_cumprod.to(device)
         if name == "keyframes" and self.text_frozen:
             # from here on the UNet learns against the EMA encoder, the one the other stages load
             self.text.load_state_dict(self.ema["text"].state_dict())
@@ -116,7 +132,8 @@ class Stage:
     def save(self):
         tmp = self.path.with_suffix(".tmp")
         torch.save({"step": self.step, "history": self.history, "opt": self.opt.state_dict(),
-                    "text_frozen": self.text_frozen,
+                    "text_frozen": self.text_frozen, "prediction_type": self.prediction,
+                    "objective_since": self.objective_since,
                     "model": {k: m.state_dict() for k, m in self.modules.items()},
                     "ema": {k: m.state_dict() for k, m in self.ema.items()}}, tmp)
         os.replace(tmp, self.path)
@@ -172,8 +189,10 @@ class Stage:
         inp = noisy if cond is None else torch.cat([noisy, cond.to(self.device)], 1)
         pred = self.unet(inp, t, text, class_labels=labels.to(self.device) if labels is not None else None).sample
         snr = self.alphas[t] / (1 - self.alphas[t])
-        weight = torch.clamp(snr, max=5.0) / snr  # min-SNR-5 for ε-prediction
-        loss = (F.mse_loss(pred[:, :3].float(), noise, reduction="none").mean((1, 2, 3, 4)) * weight).mean()
+        # min-SNR-5: the x₀-error weight min(SNR, 5), expressed for the output's own error
+        weight = torch.clamp(snr, max=5.0) / (snr if self.prediction == "epsilon" else snr + 1)
+        target = training_target(x0, noise, self.alphas[t], self.prediction)
+        loss = (F.mse_loss(pred[:, :3].float(), target, reduction="none").mean((1, 2, 3, 4)) * weight).mean()
         warmup = min(1.0, (self.step - self.warm_from + 1) / 200)
         for group in self.opt.param_groups:
             group["lr"] = self.lr * warmup
@@ -181,7 +200,8 @@ class Stage:
         torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], 1.0)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
-        decay = min(0.999, (1 + self.step) / (10 + self.step))
+        since = self.step - self.objective_since
+        decay = min(0.999, (1 + since) / (10 + since))
         with torch.no_grad():
             for k, m in self.modules.items():
                 if k == "text" and self.text_frozen:
@@ -218,7 +238,6 @@ def export(work: Path, out: Path):
     if missing:
         raise UserError(f"{work}: no checkpoint for stage(s) {', '.join(missing)}: train them first")
     out.mkdir(parents=True, exist_ok=True)
-    dpm = DPMSolverMultistepScheduler.from_config(scheduler_config())
     trained = {}
     for stage in STAGES:
         state = torch.load(work / f"{stage}.pt", map_location="cpu", weights_only=False)
@@ -227,7 +246,9 @@ def export(work: Path, out: Path):
         unet = Show1UNet3D.from_config(unet_config(stage))
         unet.load_state_dict(state["ema"]["unet"])
         unet.half().save_pretrained(folder / "unet")
-        dpm.save_pretrained(folder / "scheduler")
+        kind = state.get("prediction_type", "epsilon")
+        DPMSolverMultistepScheduler.from_config(scheduler_config(), prediction_type=kind).save_pretrained(
+            folder / "scheduler")
         if stage == "keyframes":
             tokenizer = word_tokenizer(VOCABULARY)
             tokenizer.save_pretrained(folder / "tokenizer")
@@ -291,6 +312,9 @@ def main(argv=None):
                    "(fp16, no optimiser moments), to carry the run to another machine")
     p.add_argument("--freeze-text", action="store_true", help="keyframes: stop training the text encoder (its "
                    "EMA is kept from then on), so the other stages can train on it meanwhile")
+    p.add_argument("--prediction", choices=PREDICTION_TYPES, default=None,
+                   help=f"what the UNets learn to output (a fresh run: {PREDICTION}); a checkpoint keeps its own "
+                   "unless this names the other, which switches its objective from there on")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -306,8 +330,8 @@ def main(argv=None):
     args.work.mkdir(parents=True, exist_ok=True)
     for name in stages:
         text = None if name == "keyframes" else load_text_encoder(args.work, device)
-        Stage(name, args.work, device, args.lr, text, args.freeze_text).run(args.steps, args.minutes, args.batch_size, args.seed,
-                                                         args.save_every)
+        Stage(name, args.work, device, args.lr, text, args.freeze_text, args.prediction).run(
+            args.steps, args.minutes, args.batch_size, args.seed, args.save_every)
     if args.pack:
         pack(args.work, args.pack)
         print(f"compact checkpoints written to {args.pack}")
