@@ -94,3 +94,20 @@ def test_bad_configs(tmp_path, capsys):
     code, _, err = run_main(train_main, "--config", tmp_path / "none.yaml", "--out", tmp_path / "o", capsys=capsys)
     assert code == 2 and "no such config" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_sd15_inversion_on_a_v_backbone_fails_before_training(tmp_path, capsys):
+    tiny = _fast_tiny(tmp_path)
+    config_path = Path(tiny) / "show-1-base" / "scheduler" / "scheduler_config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "prediction_type": "v_prediction"}))
+    frames = tmp_path / "video_images" / "square"
+    frames.mkdir(parents=True)
+    for i, f in enumerate(moving_square(num_frames=8)):
+        Image.fromarray(f).save(frames / f"{i + 1}.jpg")
+    config = tmp_path / "square.yml"
+    config.write_text(OFFICIAL.format(base=tiny))
+    code, out, err = run_main(train_main, "--config", config, "--out", tmp_path / "adapter", "--device", "cpu",
+                              "--inversion-schedule", "sd15", capsys=capsys)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "ε-prediction backbone" in errors[0]
+    assert "vmc adaptation" not in err and not (tmp_path / "adapter" / "adapter.json").exists()

@@ -75,6 +75,15 @@ class T2VMethod(_CascadeMethod):
     def generate(self, state, prompt: str, seed: int) -> Video:
         return self._video(self.cascade.run(prompt, seed))
 
+    def inversion_scheduler(self, base_scheduler):
+        from eval.errors import UserError
+        from vmc.inversion import inversion_scheduler
+
+        try:
+            return inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config))
+        except ValueError as e:
+            raise UserError(f"{self.name} on backbone {self.backbone.name}: {e}") from None
+
     def protocol(self, state) -> dict:
         return {"trained_parameters": 0, "train_s": 0.0}
 
@@ -142,7 +151,7 @@ class VMCMethod(_CascadeMethod):
         from safetensors.torch import load_file, save_file
 
         from vmc.adapter import load_adapter
-        from vmc.inversion import ddim_invert, inversion_scheduler
+        from vmc.inversion import ddim_invert
 
         s, cascade = self.backbone.settings, self.cascade
         # every prompt of the case in one encoder load (the cache serves training, inversion and generation)
@@ -160,6 +169,7 @@ class VMCMethod(_CascadeMethod):
                 inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
         else:
             base_scheduler = cascade.load_scheduler(self.backbone.base)
+            inversion = self.inversion_scheduler(base_scheduler) if self.inverts else None  # fails before training
             if self.trains:
                 protocol = self.train_adapter(folder, unet, video, case,
                                               DDPMScheduler.from_config(base_scheduler.config))
@@ -167,11 +177,18 @@ class VMCMethod(_CascadeMethod):
             folder.mkdir(parents=True, exist_ok=True)
             if self.inverts:
                 empty = cascade.t5_embeddings([""])[0]
-                inverted = ddim_invert(unet.eval(), video, empty,
-                                       inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config)),
-                                       self.inversion_steps)
+                inverted = ddim_invert(unet.eval(), video, empty, inversion, self.inversion_steps)
                 save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
         return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder), "protocol": protocol}
+
+    def inversion_scheduler(self, base_scheduler):
+        from eval.errors import UserError
+        from vmc.inversion import inversion_scheduler
+
+        try:
+            return inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config))
+        except ValueError as e:
+            raise UserError(f"{self.name} on backbone {self.backbone.name}: {e}") from None
 
     def protocol(self, state) -> dict:
         return dict(state["protocol"])

@@ -75,6 +75,11 @@ def scheduler_config() -> dict:
     return dict(load_config("show1-base-scheduler"))
 
 
+def stored_prediction(state: dict) -> str:
+    """What a checkpoint's UNet predicts (checkpoints from before v-prediction hold ε)."""
+    return state.get("prediction_type", "epsilon")
+
+
 class Stage:
     """One stage's model(s), optimiser and EMA, resumable from WORK/<stage>.pt."""
 
@@ -104,7 +109,7 @@ class Stage:
         self.lr = lr
         self.noising = DDPMScheduler(beta_schedule="squaredcos_cap_v2")
         self.step, self.history, self.warm_from = 0, [], 0
-        stored = state.get("prediction_type", "epsilon") if state else None  # checkpoints before v: ε
+        stored = stored_prediction(state) if state else None
         self.prediction = stored or check_prediction_type(prediction or PREDICTION)
         self.objective_since = state.get("objective_since", 0) if state else 0
         if state:
@@ -248,9 +253,8 @@ def export(work: Path, out: Path):
         unet = Show1UNet3D.from_config(unet_config(stage))
         unet.load_state_dict(state["ema"]["unet"])
         unet.half().save_pretrained(folder / "unet")
-        kind = state.get("prediction_type", "epsilon")
-        DPMSolverMultistepScheduler.from_config(scheduler_config(), prediction_type=kind).save_pretrained(
-            folder / "scheduler")
+        DPMSolverMultistepScheduler.from_config(
+            scheduler_config(), prediction_type=stored_prediction(state)).save_pretrained(folder / "scheduler")
         if stage == "keyframes":
             tokenizer = word_tokenizer(VOCABULARY)
             tokenizer.save_pretrained(folder / "tokenizer")
