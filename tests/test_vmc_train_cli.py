@@ -39,14 +39,20 @@ validation_sample_logger:
 """
 
 
-def test_official_config_trains_and_generates(tmp_path, capsys, monkeypatch):
-    tiny = _fast_tiny(tmp_path)
+def _official_case(tmp_path, tiny) -> Path:
+    """An official-style config over a moving-square clip (frames as numbered JPEGs) on the backbone `tiny`."""
     frames = tmp_path / "video_images" / "square"
     frames.mkdir(parents=True)
     for i, f in enumerate(moving_square(num_frames=8)):
         Image.fromarray(f).save(frames / f"{i + 1}.jpg")
     config = tmp_path / "square.yml"
     config.write_text(OFFICIAL.format(base=tiny))
+    return config
+
+
+def test_official_config_trains_and_generates(tmp_path, capsys, monkeypatch):
+    tiny = _fast_tiny(tmp_path)
+    config = _official_case(tmp_path, tiny)
     code, out, err = run_main(train_main, "--config", config, "--out", tmp_path / "adapter", "--device", "cpu",
                               "--inversion-schedule", "sd15", capsys=capsys)
     assert code == 0, err
@@ -100,12 +106,7 @@ def test_sd15_inversion_on_a_v_backbone_fails_before_training(tmp_path, capsys):
     tiny = _fast_tiny(tmp_path)
     config_path = Path(tiny) / "show-1-base" / "scheduler" / "scheduler_config.json"
     config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "prediction_type": "v_prediction"}))
-    frames = tmp_path / "video_images" / "square"
-    frames.mkdir(parents=True)
-    for i, f in enumerate(moving_square(num_frames=8)):
-        Image.fromarray(f).save(frames / f"{i + 1}.jpg")
-    config = tmp_path / "square.yml"
-    config.write_text(OFFICIAL.format(base=tiny))
+    config = _official_case(tmp_path, tiny)
     code, out, err = run_main(train_main, "--config", config, "--out", tmp_path / "adapter", "--device", "cpu",
                               "--inversion-schedule", "sd15", capsys=capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]

@@ -75,15 +75,6 @@ class T2VMethod(_CascadeMethod):
     def generate(self, state, prompt: str, seed: int) -> Video:
         return self._video(self.cascade.run(prompt, seed))
 
-    def inversion_scheduler(self, base_scheduler):
-        from eval.errors import UserError
-        from vmc.inversion import inversion_scheduler
-
-        try:
-            return inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config))
-        except ValueError as e:
-            raise UserError(f"{self.name} on backbone {self.backbone.name}: {e}") from None
-
     def protocol(self, state) -> dict:
         return {"trained_parameters": 0, "train_s": 0.0}
 
