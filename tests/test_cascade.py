@@ -46,6 +46,22 @@ def test_seeded_runs_reproduce(tiny):
     assert (a["interp"] - c["interp"]).abs().max() > 1e-3
 
 
+def test_inverted_start_samples_with_its_own_guidance(tiny):
+    """inverted_keyframe_guidance applies exactly when the keyframes start from given latents."""
+    def keyframes(init, **settings):
+        cascade = _cascade(tiny)
+        cascade.settings = dataclasses.replace(cascade.settings, **settings)
+        return cascade.keyframes("a red circle is moving to the right", 0, init)
+
+    init = torch.randn(1, 3, 8, 16, 24, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(keyframes(init, keyframe_guidance=2.0, inverted_keyframe_guidance=11.0),
+                               keyframes(init, keyframe_guidance=11.0), rtol=0, atol=0)
+    assert not torch.equal(keyframes(init, keyframe_guidance=2.0, inverted_keyframe_guidance=11.0),
+                           keyframes(init, keyframe_guidance=2.0))
+    torch.testing.assert_close(keyframes(None, keyframe_guidance=2.0, inverted_keyframe_guidance=11.0),
+                               keyframes(None, keyframe_guidance=2.0), rtol=0, atol=0)
+
+
 def test_kept_models_give_the_same_videos_as_reloading(tiny):
     kept = _cascade(tiny)
     assert kept.settings.keep_models  # the tiny cascade keeps its stages loaded

@@ -43,7 +43,7 @@ def apply_overrides(settings: CascadeSettings, pairs: list[str]) -> CascadeSetti
         key, _, value = pair.partition("=")
         if key not in fields or not value:
             raise UserError(f"--set {pair}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
-        kind = type(getattr(settings, key))
+        kind = float if getattr(settings, key) is None else type(getattr(settings, key))  # None: an optional float
         try:
             changes[key] = kind(value)
         except ValueError:

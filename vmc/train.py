@@ -66,6 +66,8 @@ def _from_official(raw: dict, path: Path) -> dict:
     settings = {k: v for k, v in {"keyframe_steps": val.get("num_inference_steps"),
                                   "keyframe_guidance": val.get("guidance_scale"), "height": val.get("height"),
                                   "width": val.get("width")}.items() if v is not None}
+    if "keyframe_guidance" in settings:  # the official samples start from the inversion: the same guidance there
+        settings["inverted_keyframe_guidance"] = settings["keyframe_guidance"]
     return {"case": {"id": str(raw.get("vid_name", path.stem)), "reference": data["path"],
                      "train_prompt": data["prompt"], "target_prompts": val.get("prompts") or [data["prompt"]],
                      "frames": data.get("n_sample_frame", 8)},

@@ -42,6 +42,10 @@ class CascadeSettings:
     width: int = 64
     keyframe_steps: int = 75
     keyframe_guidance: float = 9.0
+    # keyframe guidance when sampling starts from a DDIM-inverted clip (vmc, tav, inversion): None keeps
+    # keyframe_guidance (Show-1: the official VMC samples at 9.0 either way); a small backbone may need more to
+    # override the appearance the inverted noise carries
+    inverted_keyframe_guidance: float | None = None
     interp_new_per_pair: int = 3
     interp_steps: int = 75
     interp_guidance: float = 4.0
@@ -207,7 +211,10 @@ class Show1Cascade:
         own = unet is None
         unet = unet or self.stage_unet(self.backbone.base)
         sampler = KeyframeSampler(unet, self.load_scheduler(self.backbone.base))
-        out = sampler(text, negative, s.num_frames, s.height, s.width, s.keyframe_steps, s.keyframe_guidance,
+        guidance = s.keyframe_guidance
+        if init_latents is not None and s.inverted_keyframe_guidance is not None:
+            guidance = s.inverted_keyframe_guidance
+        out = sampler(text, negative, s.num_frames, s.height, s.width, s.keyframe_steps, guidance,
                       generator=torch.Generator(self.device).manual_seed(seed), init_latents=init_latents)
         if own:
             self.done_with(unet)
