@@ -8,8 +8,7 @@ the gain of the training.
 
 from __future__ import annotations
 
-from eval.methods import Method
-from vmc.method import VMCMethod
+from vmc.method import VMCMethod, _CascadeMethod
 
 
 class InversionMethod(VMCMethod):
@@ -17,5 +16,5 @@ class InversionMethod(VMCMethod):
     trains = False
 
     def info(self) -> dict:
-        return {**Method.info(self), "backbone": self.backbone.name, "trained_parameters": 0,
+        return {**_CascadeMethod.info(self), "trained_parameters": 0,
                 "inversion_steps": self.inversion_steps, "inversion_schedule": self.inversion_schedule}

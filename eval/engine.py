@@ -80,6 +80,13 @@ def write_run_json(out: Path, config: dict):
     if path.exists():
         old = json.loads(path.read_text())
         check_compatible(path, old, config)
+        for label, info in config["methods"].items():
+            before = old.get("methods", {}).get(label)
+            now = json.loads(json.dumps(info))  # as run.json holds it
+            if before is not None and before != now:
+                changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+                raise UserError(f"{path}: method {label} was run here with other settings ({', '.join(changed)} "
+                                "changed); its videos would mix both — use another --out, or the same settings")
         config = {**old, **config, "created": old.get("created", config["created"]),
                   "methods": {**old.get("methods", {}), **config["methods"]},
                   "seeds": sorted(set(old.get("seeds", [])) | set(config["seeds"]))}

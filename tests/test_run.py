@@ -136,6 +136,22 @@ def test_changed_metric_spec_refuses_to_mix_into_an_existing_run(benchmark_dir, 
     assert code == 2 and "different metric specs" in err
 
 
+def test_a_method_rerun_with_other_settings_is_refused(tmp_path):
+    """Resuming must not mix videos made with two settings of one method under one label."""
+    from eval.engine import write_run_json
+    from eval.errors import UserError
+
+    def config(guidance, seeds):
+        return {"benchmark": {"name": "b"}, "metric_specs": {}, "seeds": seeds, "created": "now",
+                "methods": {"vmc": {"name": "vmc", "settings": {"inverted_keyframe_guidance": guidance}}}}
+
+    write_run_json(tmp_path, config(12.0, [0]))
+    write_run_json(tmp_path, config(12.0, [1]))  # same settings: more seeds merge in
+    assert json.loads((tmp_path / "run.json").read_text())["seeds"] == [0, 1]
+    with pytest.raises(UserError, match=r"method vmc was run here with other settings \(settings changed\)"):
+        write_run_json(tmp_path, config(3.0, [0]))
+
+
 def test_corrupt_results_file_is_one_line(benchmark_dir, tiny_clip, capsys):
     bench = _bench(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"

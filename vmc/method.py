@@ -55,6 +55,11 @@ class _CascadeMethod(Method):
             self._cascade = Show1Cascade(self.backbone, self.device)
         return self._cascade
 
+    def info(self) -> dict:
+        """With every cascade setting, so that a run directory refuses videos made with other settings."""
+        return {**super().info(), "backbone": self.backbone.name,
+                "settings": dataclasses.asdict(self.backbone.settings)}
+
     def _video(self, outputs: dict) -> Video:
         from vmc.pipelines.cascade import to_uint8
 
@@ -66,7 +71,7 @@ class T2VMethod(_CascadeMethod):
     name = "t2v"
 
     def info(self) -> dict:
-        return {**super().info(), "backbone": self.backbone.name, "trained_parameters": 0}
+        return {**super().info(), "trained_parameters": 0}
 
     def adapt(self, case: Case):
         self.cascade.t5_embeddings([*case.target_prompts, self.backbone.settings.negative_prompt])  # one encoder load
@@ -118,7 +123,7 @@ class VMCMethod(_CascadeMethod):
             raise UserError(f"adaptation settings of backbone {self.backbone.name}: {e}") from None
 
     def info(self) -> dict:
-        return {**super().info(), "backbone": self.backbone.name, "train": self.train_config().to_dict(),
+        return {**super().info(), "train": self.train_config().to_dict(),
                 "inversion_steps": self.inversion_steps, "inversion_schedule": self.inversion_schedule}
 
     @property
