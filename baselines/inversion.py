@@ -8,13 +8,9 @@ the gain of the training.
 
 from __future__ import annotations
 
-from vmc.method import VMCMethod, _CascadeMethod
+from vmc.method import VMCMethod
 
 
 class InversionMethod(VMCMethod):
     name = "inversion"
     trains = False
-
-    def info(self) -> dict:
-        return {**_CascadeMethod.info(self), "trained_parameters": 0,
-                "inversion_steps": self.inversion_steps, "inversion_schedule": self.inversion_schedule}

@@ -62,6 +62,13 @@ def test_inverted_start_samples_with_its_own_guidance(tiny):
                                keyframes(None, keyframe_guidance=2.0), rtol=0, atol=0)
 
 
+def test_set_fills_an_unset_optional_guidance():
+    from vmc.generate import apply_overrides
+    from vmc.pipelines.cascade import CascadeSettings
+
+    assert apply_overrides(CascadeSettings(), ["inverted_keyframe_guidance=12"]).inverted_keyframe_guidance == 12.0
+
+
 def test_kept_models_give_the_same_videos_as_reloading(tiny):
     kept = _cascade(tiny)
     assert kept.settings.keep_models  # the tiny cascade keeps its stages loaded

@@ -50,6 +50,15 @@ def _official_case(tmp_path, tiny) -> Path:
     return config
 
 
+def test_official_guidance_also_governs_the_inverted_start(tmp_path):
+    from vmc.train import load_train_config
+
+    config = tmp_path / "square.yml"
+    config.write_text(OFFICIAL.format(base=tmp_path))
+    settings = load_train_config(config)["settings"]
+    assert settings["keyframe_guidance"] == settings["inverted_keyframe_guidance"] == 9.0
+
+
 def test_official_config_trains_and_generates(tmp_path, capsys, monkeypatch):
     tiny = _fast_tiny(tmp_path)
     config = _official_case(tmp_path, tiny)

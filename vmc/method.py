@@ -123,8 +123,9 @@ class VMCMethod(_CascadeMethod):
             raise UserError(f"adaptation settings of backbone {self.backbone.name}: {e}") from None
 
     def info(self) -> dict:
-        return {**super().info(), "train": self.train_config().to_dict(),
-                "inversion_steps": self.inversion_steps, "inversion_schedule": self.inversion_schedule}
+        trained = {"train": self.train_config().to_dict()} if self.trains else {"trained_parameters": 0}
+        return {**super().info(), **trained, "inversion_steps": self.inversion_steps,
+                "inversion_schedule": self.inversion_schedule}
 
     @property
     def inversion_steps(self) -> int:
