@@ -178,9 +178,44 @@ def test_evaluate_reports_the_appearance_after_each_stage(tmp_path, capsys):
     assert code == 0 and "after each stage (earlier stages enlarged to the final size): keyframes" in stdout
     assert list(report["stage_appearance"]) == ["keyframes", "interp", "sr1"] and len(report["rows"]) == 2
     assert report["stage_appearance"]["sr1"] == pytest.approx(report["oracle_appearance"])
+    assert "motion recognised after each stage: keyframes" in stdout
+    assert report["stage_motion_recognised"]["sr1"] == pytest.approx(report["motion_recognised"])
     for row in report["rows"]:
         assert row["oracle_appearance"] == row["stage_appearance"]["sr1"]
         assert all(0 <= v <= 1 for v in row["stage_appearance"].values())
+        assert row["motion_recognised"] == row["stage_motion_recognised"]["sr1"]
+
+
+@needs_weights
+def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
+    import torch
+
+    from vmc.shapes.train import main
+
+    shipped = json.loads((SHAPES_DIR / "cascade.json").read_text())["training"]["steps"]
+    work, out = tmp_path / "work", tmp_path / "cascade"
+    args = ["--work", work, "--stages", "keyframes", "--init", SHAPES_DIR, "--freeze-text",
+            "--steps", str(shipped["keyframes"] + 1), "--batch-size", "2", "--device", "cpu"]
+    assert run_main(main, *args, capsys=capsys)[0] == 0
+    state = torch.load(work / "keyframes.pt", weights_only=False)
+    assert state["step"] == shipped["keyframes"] + 1 and state["prediction_type"] == "v_prediction"
+    assert state["opt"]["state"]  # one step taken: moments exist from here on
+    with safe_open(SHAPES_DIR / "show-1-base/unet/diffusion_pytorch_model.safetensors", "pt") as f:
+        start = {k: f.get_tensor(k).float() for k in f.keys()}
+    moved = [k for k, v in state["model"]["unet"].items() if not torch.equal(v, start[k])]
+    assert moved and set(state["model"]["unet"]) == set(start)
+    args = ["--work", work, "--stages", "interp,sr1", "--init", SHAPES_DIR, "--minutes", "0", "--export", out]
+    assert run_main(main, *args, capsys=capsys)[0] == 0  # the other stages as shipped, then exported
+    assert json.loads((out / "cascade.json").read_text())["training"]["steps"] == {**shipped,
+                                                                                    "keyframes": shipped["keyframes"] + 1}
+    for name in ("show-1-base/text_encoder/model.safetensors",  # frozen: what the other stages condition on
+                 "show-1-interpolation/unet/diffusion_pytorch_model.safetensors",
+                 "show-1-sr1/unet/diffusion_pytorch_model.safetensors"):
+        with safe_open(SHAPES_DIR / name, "pt") as a, safe_open(out / name, "pt") as b:
+            assert set(a.keys()) == set(b.keys()) and all(torch.equal(a.get_tensor(k), b.get_tensor(k))
+                                                          for k in a.keys()), name
+    code, _, err = run_main(main, "--work", tmp_path / "w2", "--init", tmp_path, capsys=capsys)
+    assert code == 2 and "--init needs an exported cascade" in err
 
 
 def test_manifest_oracle_field_is_checked(tmp_path):

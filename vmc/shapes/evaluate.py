@@ -55,14 +55,15 @@ def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
         size = video[final].shape[-2:]
         frames = {stage: to_uint8(_at_size(x[0], size)) for stage, x in video.items()}
         stages = {stage: oracle.score(f, scene.caption())[0]["oracle_appearance"] for stage, f in frames.items()}
-        ok, _ = recognised(frames[final], scene)
+        recognised_at = {stage: recognised(f, scene)[0] for stage, f in frames.items()}
         rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": stages[final],
-                     "motion_recognised": ok, "stage_appearance": stages})
+                     "motion_recognised": recognised_at[final], "stage_appearance": stages,
+                     "stage_motion_recognised": recognised_at})
     return {"backbone": backbone, "samples": samples, "seed": seed,
             "oracle_appearance": float(np.mean([r["oracle_appearance"] for r in rows])),
             "motion_recognised": float(np.mean([r["motion_recognised"] for r in rows])),
-            "stage_appearance": {stage: float(np.mean([r["stage_appearance"][stage] for r in rows]))
-                                 for stage in rows[0]["stage_appearance"]} if rows else {}, "rows": rows}
+            **{key: {stage: float(np.mean([r[key][stage] for r in rows])) for stage in rows[0][key]} if rows else {}
+               for key in ("stage_appearance", "stage_motion_recognised")}, "rows": rows}
 
 
 def _at_size(video: torch.Tensor, size) -> torch.Tensor:
@@ -87,6 +88,8 @@ def main(argv=None):
           f"{report['motion_recognised']:.0%} of {args.samples}")
     print("oracle_appearance after each stage (earlier stages enlarged to the final size): " +
           ", ".join(f"{stage} {value:.3f}" for stage, value in report["stage_appearance"].items()))
+    print("motion recognised after each stage: " +
+          ", ".join(f"{stage} {value:.0%}" for stage, value in report["stage_motion_recognised"].items()))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -88,7 +88,7 @@ class Stage:
     """One stage's model(s), optimiser and EMA, resumable from WORK/<stage>.pt."""
 
     def __init__(self, name: str, work: Path, device: torch.device, lr: float, text=None, freeze_text: bool = False,
-                 prediction: str | None = None):
+                 prediction: str | None = None, init: Path | None = None):
         from diffusers import DDPMScheduler
         from transformers import T5Config, T5EncoderModel
 
@@ -100,7 +100,10 @@ class Stage:
         torch.manual_seed(0)
         self.unet = Show1UNet3D.from_config(unet_config(name)).to(device)
         self.tokenizer = word_tokenizer(VOCABULARY)
-        state = torch.load(self.path, map_location=device, weights_only=False) if self.path.is_file() else None
+        if self.path.is_file():
+            state = torch.load(self.path, map_location=device, weights_only=False)
+        else:
+            state = exported_state(name, init) if init else None
         self.text_frozen = name != "keyframes" or freeze_text or bool(state and state.get("text_frozen"))
         if name == "keyframes":
             self.text = T5EncoderModel(T5Config(vocab_size=len(self.tokenizer), **T5)).to(device)
@@ -120,7 +123,7 @@ class Stage:
             for k, m in self.modules.items():
                 m.load_state_dict(state["model"][k])
                 self.ema[k].load_state_dict(state["ema"][k])
-            opt = state["opt"]
+            opt = state["opt"] or self.opt.state_dict()
             if len(opt["param_groups"][0]["params"]) != len(params):  # the text encoder was frozen now
                 opt = {"state": {i: v for i, v in opt["state"].items() if i < len(params)},
                        "param_groups": [{**opt["param_groups"][0], "params": list(range(len(params)))}]}
@@ -272,6 +275,28 @@ def export(work: Path, out: Path):
     (out / "cascade.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def exported_state(stage: str, cascade: Path) -> dict:
+    """A checkpoint of `stage` (the format Stage saves) made from an exported cascade: its weights as both the
+    model and the EMA, no optimiser moments (the learning rate warms up again), so training can go on from
+    shipped weights whose checkpoints are gone."""
+    from transformers import T5EncoderModel
+
+    from vmc.models import Show1UNet3D
+
+    meta_path, folder = cascade / "cascade.json", cascade / DIRS[stage]
+    if not meta_path.is_file() or not (folder / "unet").is_dir():
+        raise UserError(f"{cascade}: --init needs an exported cascade (cascade.json and {DIRS[stage]}/unet)")
+    meta = json.loads(meta_path.read_text())
+    weights = {"unet": Show1UNet3D.from_pretrained(folder / "unet", torch_dtype=torch.float32).state_dict()}
+    if stage == "keyframes":
+        weights["text"] = T5EncoderModel.from_pretrained(folder / "text_encoder",
+                                                         torch_dtype=torch.float32).state_dict()
+    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    return {"step": meta["training"]["steps"][stage], "history": [], "opt": None, "text_frozen": False,
+            "prediction_type": scheduler.get("prediction_type", "epsilon"), "objective_since": 0,
+            "model": weights, "ema": copy.deepcopy(weights)}
+
+
 def _half(modules: dict) -> dict:
     return {k: {n: t.half() if t.is_floating_point() else t for n, t in m.items()} for k, m in modules.items()}
 
@@ -292,16 +317,20 @@ def pack(work: Path, out: Path):
         os.replace(tmp, out / path.name)
 
 
-def load_text_encoder(work: Path, device):
+def load_text_encoder(work: Path, device, init: Path | None = None):
     from transformers import T5Config, T5EncoderModel
 
     from vmc.pipelines.text import word_tokenizer
 
     path = work / "keyframes.pt"
-    if not path.is_file():
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    elif init:
+        state = exported_state("keyframes", init)
+    else:
         raise UserError(f"{path}: the interp and sr1 stages use the keyframe stage's text encoder: train it first")
     text = T5EncoderModel(T5Config(vocab_size=len(word_tokenizer(VOCABULARY)), **T5))
-    text.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["ema"]["text"])
+    text.load_state_dict(state["ema"]["text"])
     return text.to(device)
 
 
@@ -325,6 +354,8 @@ def main(argv=None):
     p.add_argument("--prediction", choices=PREDICTION_TYPES, default=None,
                    help=f"what the UNets learn to output (a fresh run: {PREDICTION}); a checkpoint keeps its own "
                    "unless this names the other, which switches its objective from there on")
+    p.add_argument("--init", type=Path, default=None, help="start stages that have no checkpoint in --work from "
+                   f"an exported cascade's weights (e.g. {SHIPPED}), to train shipped weights further")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -339,8 +370,8 @@ def main(argv=None):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     args.work.mkdir(parents=True, exist_ok=True)
     for name in stages:
-        text = None if name == "keyframes" else load_text_encoder(args.work, device)
-        Stage(name, args.work, device, args.lr, text, args.freeze_text, args.prediction).run(
+        text = None if name == "keyframes" else load_text_encoder(args.work, device, args.init)
+        Stage(name, args.work, device, args.lr, text, args.freeze_text, args.prediction, args.init).run(
             args.steps, args.minutes, args.batch_size, args.seed, args.save_every)
     if args.pack:
         pack(args.work, args.pack)
