@@ -26,17 +26,23 @@ from vmc.shapes.data import CLIP_FRAMES, HELD_OUT, SR_SIZE
 TRANSLATING = [m for m in MOTIONS if not m.startswith("rotate")]
 
 
-def recognised(frames: np.ndarray, scene) -> tuple[bool, dict]:
-    """Is the prompted motion the best-agreeing one among all translating/scaling motions?"""
+def truth_tracks(scene) -> dict:
+    """The object's ground-truth track in the scene under each translating/scaling motion."""
+    colour = scene.objects[0].colour
+    return {m: object_track(render(replace(scene, motion=m), CLIP_FRAMES, SR_SIZE).frames, colour)
+            for m in TRANSLATING}
+
+
+def recognised(frames: np.ndarray, scene, truths: dict) -> bool:
+    """Is the prompted motion the best-agreeing one among all translating/scaling motions (`truth_tracks`)?"""
     track = object_track(frames, scene.objects[0].colour)
     scores = {}
-    for m in TRANSLATING:
-        truth = render(replace(scene, motion=m), CLIP_FRAMES, SR_SIZE).frames
+    for m, truth in truths.items():
         try:
-            scores[m] = trajectory_agreement(track, object_track(truth, scene.objects[0].colour))
+            scores[m] = trajectory_agreement(track, truth)
         except MetricUndefined:
             continue
-    return max(scores, key=scores.get) == scene.motion and scores[scene.motion] > 0, scores
+    return max(scores, key=scores.get) == scene.motion and scores[scene.motion] > 0
 
 
 def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
@@ -55,7 +61,8 @@ def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
         size = video[final].shape[-2:]
         frames = {stage: to_uint8(_at_size(x[0], size)) for stage, x in video.items()}
         stages = {stage: oracle.score(f, scene.caption())[0]["oracle_appearance"] for stage, f in frames.items()}
-        recognised_at = {stage: recognised(f, scene)[0] for stage, f in frames.items()}
+        truths = truth_tracks(scene)
+        recognised_at = {stage: recognised(f, scene, truths) for stage, f in frames.items()}
         rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": stages[final],
                      "motion_recognised": recognised_at[final], "stage_appearance": stages,
                      "stage_motion_recognised": recognised_at})

@@ -279,8 +279,6 @@ def exported_state(stage: str, cascade: Path) -> dict:
     """A checkpoint of `stage` (the format Stage saves) made from an exported cascade: its weights as both the
     model and the EMA, no optimiser moments (the learning rate warms up again), so training can go on from
     shipped weights whose checkpoints are gone."""
-    from transformers import T5EncoderModel
-
     from vmc.models import Show1UNet3D
 
     meta_path, folder = cascade / "cascade.json", cascade / DIRS[stage]
@@ -289,12 +287,21 @@ def exported_state(stage: str, cascade: Path) -> dict:
     meta = json.loads(meta_path.read_text())
     weights = {"unet": Show1UNet3D.from_pretrained(folder / "unet", torch_dtype=torch.float32).state_dict()}
     if stage == "keyframes":
-        weights["text"] = T5EncoderModel.from_pretrained(folder / "text_encoder",
-                                                         torch_dtype=torch.float32).state_dict()
+        weights["text"] = exported_text_encoder(cascade).state_dict()
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     return {"step": meta["training"]["steps"][stage], "history": [], "opt": None, "text_frozen": False,
             "prediction_type": scheduler.get("prediction_type", "epsilon"), "objective_since": 0,
             "model": weights, "ema": copy.deepcopy(weights)}
+
+
+def exported_text_encoder(cascade: Path):
+    """The text encoder of an exported cascade, in float32."""
+    from transformers import T5EncoderModel
+
+    folder = cascade / DIRS["keyframes"] / "text_encoder"
+    if not folder.is_dir():
+        raise UserError(f"{cascade}: --init needs an exported cascade ({DIRS['keyframes']}/text_encoder is missing)")
+    return T5EncoderModel.from_pretrained(folder, torch_dtype=torch.float32)
 
 
 def _half(modules: dict) -> dict:
@@ -323,14 +330,12 @@ def load_text_encoder(work: Path, device, init: Path | None = None):
     from vmc.pipelines.text import word_tokenizer
 
     path = work / "keyframes.pt"
-    if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    elif init:
-        state = exported_state("keyframes", init)
-    else:
+    if not path.is_file():
+        if init:  # the keyframe stage as exported: its encoder is the one the other stages were trained on
+            return exported_text_encoder(init).to(device)
         raise UserError(f"{path}: the interp and sr1 stages use the keyframe stage's text encoder: train it first")
     text = T5EncoderModel(T5Config(vocab_size=len(word_tokenizer(VOCABULARY)), **T5))
-    text.load_state_dict(state["ema"]["text"])
+    text.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["ema"]["text"])
     return text.to(device)
 
 
