@@ -218,6 +218,45 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
     assert code == 2 and "--init needs an exported cascade" in err
 
 
+@needs_weights
+def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys, monkeypatch):
+    import torch
+
+    import vmc.shapes.probe as probe
+    from eval.shapes.world import random_scene
+    from vmc.models import Show1UNet3D
+    from vmc.pipelines.cascade import Show1Cascade
+
+    assert "bounce" not in probe.PROBED and {"right", "fall", "grow"} <= set(probe.PROBED)
+    monkeypatch.setattr(probe, "PROBED", ("right", "fall"))
+    code, out, _ = run_main(probe.main, "--clips", "2", "--timesteps", "700,200", "--out", tmp_path / "p.json",
+                            "--device", "cpu", capsys=capsys)
+    assert code == 0 and "right" in out and "t=700" in out
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert [(r["motion"], r["reverse"]) for r in report["rows"]] == [("right", "left"), ("fall", "rise")]
+    # the first motion's t=700 score, recomputed in float64 from the same scenes, noise and captions
+    rng = np.random.default_rng(0)
+    scenes = [random_scene(rng, motions=["right"], two_objects=0.0) for _ in range(2)]
+    noise = torch.randn(2, 3, 8, 16, 16, generator=torch.Generator().manual_seed(int(rng.integers(2**31))))
+    x0 = torch.stack([probe.keyframe_clip(s) for s in scenes]).double()
+    unet = Show1UNet3D.from_pretrained(SHAPES_DIR / "show-1-base", subfolder="unet").double()
+    cascade = Show1Cascade(resolve_backbone("shapes"), "cpu")
+    a = cascade.load_scheduler(cascade.backbone.base).alphas_cumprod[700].double()
+    noisy, v = a.sqrt() * x0 + (1 - a).sqrt() * noise, a.sqrt() * noise - (1 - a).sqrt() * x0
+    losses = {}
+    for motion in ("right", "left"):
+        text = torch.cat(cascade.t5_embeddings([s.caption() if motion == "right" else
+                                                s.caption().replace("to the right", "to the left")
+                                                for s in scenes])).double()
+        with torch.no_grad():
+            losses[motion] = ((unet(noisy, 700, text).sample - v) ** 2).mean((1, 2, 3, 4))
+    log_ratio = (losses["left"] / losses["right"]).log()
+    assert report["rows"][0]["700"]["log_ratio"] == pytest.approx(float(log_ratio.mean()), abs=1e-4)
+    assert report["rows"][0]["700"]["true_lower"] == float((log_ratio > 0).double().mean())
+    code, _, err = run_main(probe.main, "--timesteps", "1000", "--device", "cpu", capsys=capsys)
+    assert code == 2 and "--timesteps: [1000] outside the schedule's 0..999" in err
+
+
 def test_manifest_oracle_field_is_checked(tmp_path):
     manifest = yaml.safe_load(load_benchmark("shapes").path.read_text())
     manifest["metrics"]["oracle"] = "kinetics"
