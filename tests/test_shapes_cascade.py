@@ -223,9 +223,10 @@ def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys, monkeypa
     import torch
 
     import vmc.shapes.probe as probe
-    from eval.shapes.world import random_scene
+    from eval.shapes.world import random_scene, render
     from vmc.models import Show1UNet3D
     from vmc.pipelines.cascade import Show1Cascade
+    from vmc.shapes.data import keyframe_view, to_tensor
 
     assert "bounce" not in probe.PROBED and {"right", "fall", "grow"} <= set(probe.PROBED)
     monkeypatch.setattr(probe, "PROBED", ("right", "fall"))
@@ -238,7 +239,7 @@ def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys, monkeypa
     rng = np.random.default_rng(0)
     scenes = [random_scene(rng, motions=["right"], two_objects=0.0) for _ in range(2)]
     noise = torch.randn(2, 3, 8, 16, 16, generator=torch.Generator().manual_seed(int(rng.integers(2**31))))
-    x0 = torch.stack([probe.keyframe_clip(s) for s in scenes]).double()
+    x0 = keyframe_view(torch.stack([to_tensor(render(s, 15, 32).frames) for s in scenes])).double()
     unet = Show1UNet3D.from_pretrained(SHAPES_DIR / "show-1-base", subfolder="unet").double()
     cascade = Show1Cascade(resolve_backbone("shapes"), "cpu")
     a = cascade.load_scheduler(cascade.backbone.base).alphas_cumprod[700].double()

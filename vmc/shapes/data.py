@@ -38,6 +38,12 @@ def downsample(video: torch.Tensor, size: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(flat, size).reshape(b, t, c, size, size).permute(0, 2, 1, 3, 4)
 
 
+def keyframe_view(clips: torch.Tensor) -> torch.Tensor:
+    """Clips (B, 3, CLIP_FRAMES, SR_SIZE, SR_SIZE) as the keyframe stage sees them: every second frame at
+    BASE_SIZE px."""
+    return downsample(clips[:, :, ::2], BASE_SIZE)
+
+
 def sample_clips(rng: np.random.Generator, n: int, drop_caption: float = 0.1, invariant: float = 0.15):
     """n clips (n, 3, CLIP_FRAMES, SR_SIZE, SR_SIZE) and their captions: full captions, with some replaced by the
     appearance-invariant form (VMC trains with it) or by "" (classifier-free guidance)."""

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from eval.errors import MetricUndefined, cli_main
+from eval.errors import MetricUndefined, UserError, cli_main
+from eval.results import atomic_write_text
 from eval.metrics.oracle import OracleMetric, object_track, trajectory_agreement
 from eval.shapes.world import MOTIONS, random_scene, render
 from vmc.shapes.data import CLIP_FRAMES, HELD_OUT, SR_SIZE
@@ -89,6 +90,8 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=None, help="write the report (JSON) here")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
+    if args.out and not args.out.parent.is_dir():
+        raise UserError(f"{args.out}: --out's folder does not exist")
     report = evaluate(args.backbone, args.samples, args.seed,
                       args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     print(f"oracle_appearance {report['oracle_appearance']:.3f}   motion recognised "
@@ -98,7 +101,7 @@ def main(argv=None):
     print("motion recognised after each stage: " +
           ", ".join(f"{stage} {value:.0%}" for stage, value in report["stage_motion_recognised"].items()))
     if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

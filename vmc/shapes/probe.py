@@ -21,17 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 from eval.errors import UserError, cli_main
+from eval.results import atomic_write_text
 from eval.shapes.world import MOTIONS, random_scene, render
 from vmc.prediction import training_target
-from vmc.shapes.data import BASE_SIZE, CLIP_FRAMES, HELD_OUT, SR_SIZE, TRAIN_MOTIONS, downsample, to_tensor
+from vmc.shapes.data import CLIP_FRAMES, HELD_OUT, SR_SIZE, TRAIN_MOTIONS, keyframe_view, to_tensor
 
 PROBED = tuple(m for m in TRAIN_MOTIONS if MOTIONS[m].reverse != m)  # bouncing is its own reversal
-
-
-def keyframe_clip(scene) -> torch.Tensor:
-    """The scene as the keyframe stage is trained on it: (3, frames, BASE_SIZE, BASE_SIZE) in [-1, 1]."""
-    clip = to_tensor(render(scene, CLIP_FRAMES, SR_SIZE).frames)[None, :, ::2]
-    return downsample(clip, BASE_SIZE)[0]
 
 
 @torch.no_grad()
@@ -50,7 +45,8 @@ def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: st
     rows = []
     for motion in tqdm(PROBED, desc="shapes probe"):
         scenes = [random_scene(rng, motions=[motion], two_objects=0.0) for _ in range(clips)]
-        x0 = torch.stack([keyframe_clip(s) for s in scenes]).to(cascade.device, cascade.dtype)
+        x0 = keyframe_view(torch.stack([to_tensor(render(s, CLIP_FRAMES, SR_SIZE).frames) for s in scenes]))
+        x0 = x0.to(cascade.device, cascade.dtype)
         reverse = MOTIONS[motion].reverse
         captions = [s.caption() for s in scenes] + [replace(s, motion=reverse).caption() for s in scenes]
         text = torch.cat(cascade.t5_embeddings(captions))
@@ -96,11 +92,13 @@ def main(argv=None):
         raise UserError(f"--timesteps: {args.timesteps!r} is not a comma-separated list of integers") from None
     if args.clips < 1:
         raise UserError("--clips must be at least 1")
+    if args.out and not args.out.parent.is_dir():
+        raise UserError(f"{args.out}: --out's folder does not exist")
     report = probe(args.backbone, args.clips, timesteps, args.seed,
                    args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     print(table(report))
     if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

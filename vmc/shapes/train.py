@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from eval.errors import UserError, cli_main
 from vmc.configs import load_config
 from vmc.prediction import PREDICTION_TYPES, check_prediction_type, training_target
-from vmc.shapes.data import BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, sample_clips
+from vmc.shapes.data import BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, keyframe_view, sample_clips
 
 STAGES = ("keyframes", "interp", "sr1")
 SHIPPED = Path(__file__).resolve().parent / "weights"
@@ -163,7 +163,7 @@ class Stage:
         """(target x0, conditioning channels or None, class labels or None, captions) for this stage."""
         if self.name == "keyframes":
             clips, captions = sample_clips(rng, batch_size)
-            return downsample(clips[:, :, ::2], BASE_SIZE), None, None, captions
+            return keyframe_view(clips), None, None, captions
         if self.name == "interp":
             from vmc.pipelines.interpolation import interpolation_condition
 
