@@ -195,7 +195,8 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
     shipped = json.loads((SHAPES_DIR / "cascade.json").read_text())["training"]["steps"]
     work, out = tmp_path / "work", tmp_path / "cascade"
     args = ["--work", work, "--stages", "keyframes", "--init", SHAPES_DIR, "--freeze-text",
-            "--steps", str(shipped["keyframes"] + 1), "--batch-size", "2", "--device", "cpu"]
+            "--steps", str(shipped["keyframes"] + 1), "--batch-size", "2", "--reversal-margin", "0.05",
+            "--device", "cpu"]
     assert run_main(main, *args, capsys=capsys)[0] == 0
     state = torch.load(work / "keyframes.pt", weights_only=False)
     assert state["step"] == shipped["keyframes"] + 1 and state["prediction_type"] == "v_prediction"
@@ -216,6 +217,46 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
                                                           for k in a.keys()), name
     code, _, err = run_main(main, "--work", tmp_path / "w2", "--init", tmp_path, capsys=capsys)
     assert code == 2 and "--init needs an exported cascade" in err
+
+
+def test_reversal_pairs_name_the_reversed_motion_in_the_same_words():
+    from eval.shapes.world import MOTIONS, parse_caption
+    from vmc.shapes.data import HELD_OUT, sample_reversal_pairs
+
+    _, captions, wrong = sample_reversal_pairs(np.random.default_rng(1), 40)
+    for true, reverse in zip(captions, wrong):
+        a, b = parse_caption(true), parse_caption(reverse)
+        assert b["motion"] == MOTIONS[a["motion"]].reverse != a["motion"] and b["motion"] not in HELD_OUT
+        assert (a["objects"], a["background"]) == (b["objects"], b["background"])
+
+
+@needs_weights
+def test_reversal_margin_is_a_hinge_on_the_probes_log_ratio(tmp_path):
+    import torch
+
+    from vmc.shapes.data import keyframe_view, sample_reversal_pairs
+    from vmc.shapes.train import REVERSAL, Stage
+
+    stage = Stage("keyframes", tmp_path, torch.device("cpu"), 1e-3, freeze_text=True, init=SHAPES_DIR,
+                  reversal_weight=1.0)
+    stage.unet.eval()  # no dropout in the temporal convolutions, to compare
+    margin = stage.reversal_margin(np.random.default_rng(7))
+    # recomputed in float64 from the same draws: clips and captions, then the noise seed, then the timesteps
+    rng = np.random.default_rng(7)
+    n = REVERSAL["clips"]
+    clips, captions, wrong = sample_reversal_pairs(rng, n)
+    noise = torch.randn(n, 3, 8, 16, 16, generator=torch.Generator().manual_seed(int(rng.integers(2**31)))).double()
+    t = rng.integers(REVERSAL["min_t"], 1000, n)
+    x0 = keyframe_view(clips).double()
+    unet = stage.unet.double()
+    a = stage.noise.alphas_cumprod[t].double().view(-1, 1, 1, 1, 1)
+    noisy, v = a.sqrt() * x0 + (1 - a).sqrt() * noise, a.sqrt() * noise - (1 - a).sqrt() * x0
+    with torch.no_grad():
+        losses = [((unet(noisy, torch.from_numpy(t), stage.embed(c, stage.text).double()).sample - v) ** 2)
+                  .mean((1, 2, 3, 4)) for c in (captions, wrong)]
+    expected = torch.clamp(REVERSAL["margin"] - (losses[1] / losses[0]).log(), min=0).mean()
+    assert float(expected) > 0 and float(margin) == pytest.approx(float(expected), abs=1e-4)
+    assert margin.requires_grad
 
 
 @needs_weights

@@ -8,6 +8,8 @@ are rare, so adapting to them (VMC, the baselines) is a real test of motion tran
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,6 +23,8 @@ CLIP_FRAMES = 2 * NUM_KEYFRAMES - 1  # one new frame between neighbouring keyfra
 HELD_OUT = ("zigzag_left", "circle_ccw")
 RARE = {"rotate_cw": 0.2, "rotate_ccw": 0.2}
 TRAIN_MOTIONS = tuple(m for m in MOTIONS if m not in HELD_OUT)
+# trained motions whose time reversal is another trained motion: a caption naming the reversal is a wrong one
+REVERSIBLE = tuple(m for m in TRAIN_MOTIONS if MOTIONS[m].reverse not in (m, *HELD_OUT))
 VOCABULARY = ("a an and is are on background to the in of up down left right moving zigzagging bouncing falling "
               "rising growing shrinking rotating clockwise counterclockwise circle").split() + \
     [*SHAPES, *COLOURS, *BACKGROUNDS]
@@ -55,3 +59,17 @@ def sample_clips(rng: np.random.Generator, n: int, drop_caption: float = 0.1, in
         captions.append("" if u < drop_caption else scene.invariant_caption() if u < drop_caption + invariant
                         else scene.caption())
     return torch.stack(clips), captions
+
+
+def sample_reversal_pairs(rng: np.random.Generator, n: int, invariant: float = 0.15):
+    """n clips of REVERSIBLE motions with their captions and the captions of their time-reversed motions (the
+    same appearance, in the same form), for the keyframe stage's reversal margin."""
+    clips, captions, reversed_captions = [], [], []
+    for _ in range(n):
+        scene = random_scene(rng, REVERSIBLE, weights=RARE)
+        clips.append(to_tensor(render(scene, CLIP_FRAMES, SR_SIZE).frames))
+        backwards = replace(scene, motion=MOTIONS[scene.motion].reverse)
+        short = rng.random() < invariant
+        captions.append(scene.invariant_caption() if short else scene.caption())
+        reversed_captions.append(backwards.invariant_caption() if short else backwards.caption())
+    return torch.stack(clips), captions, reversed_captions

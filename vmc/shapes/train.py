@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from eval.errors import UserError, cli_main
 from vmc.configs import load_config
 from vmc.prediction import PREDICTION_TYPES, check_prediction_type, training_target
-from vmc.shapes.data import BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, keyframe_view, sample_clips
+from vmc.shapes.data import (BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, keyframe_view, sample_clips,
+                             sample_reversal_pairs)
 
 STAGES = ("keyframes", "interp", "sr1")
 SHIPPED = Path(__file__).resolve().parent / "weights"
@@ -71,6 +72,13 @@ ADAPTATION = {"vmc": dict(steps=100, lr=5e-4, inversion_steps=16),
               "tav": dict(steps=100, lr=1.5e-4, inversion_steps=16)}
 
 
+# the keyframe stage's reversal margin: on `clips` extra clips per step at t >= min_t, a hinge that asks the loss
+# under the caption of the time-reversed motion to exceed the loss under the true caption by a factor e^margin
+# (what vmc.shapes.probe measures). Without it the UNet learned the axis of a straight line from its caption but
+# not the sense ("left" and "right" gave the same loss).
+REVERSAL = dict(clips=2, min_t=700, margin=0.3)
+
+
 def unet_config(stage: str) -> dict:
     return {**load_config("show1-base-unet"), **UNET, **STAGE_UNET[stage]}
 
@@ -88,7 +96,7 @@ class Stage:
     """One stage's model(s), optimiser and EMA, resumable from WORK/<stage>.pt."""
 
     def __init__(self, name: str, work: Path, device: torch.device, lr: float, text=None, freeze_text: bool = False,
-                 prediction: str | None = None, init: Path | None = None):
+                 prediction: str | None = None, init: Path | None = None, reversal_weight: float = 0.0):
         from diffusers import DDPMScheduler
         from transformers import T5Config, T5EncoderModel
 
@@ -96,6 +104,7 @@ class Stage:
         from vmc.pipelines.text import word_tokenizer
 
         self.name, self.work, self.device = name, work, device
+        self.reversal_weight = reversal_weight if name == "keyframes" else 0.0
         self.path = work / f"{name}.pt"
         torch.manual_seed(0)
         self.unet = Show1UNet3D.from_config(unet_config(name)).to(device)
@@ -188,18 +197,22 @@ class Stage:
         cond[clean_first, :, 0] = target[clean_first, :, 0]
         return target, cond, levels, captions
 
+    def text_embeddings(self, captions: list[str]) -> torch.Tensor:
+        with torch.set_grad_enabled(not self.text_frozen):
+            return self.embed(captions, self.text)
+
+    def noised(self, rng, x0: torch.Tensor, low_t: int = 0):
+        """(noise, t, noisy x0) with t uniform in [low_t, T), reproducible from rng."""
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        noise = torch.randn(x0.shape, generator=g).to(self.device)
+        t = torch.from_numpy(rng.integers(low_t, self.noise.config.num_train_timesteps, len(x0))).to(self.device)
+        return noise, t, self.noise.add_noise(x0, noise, t)
+
     def train_step(self, rng, batch_size: int) -> float:
         x0, cond, labels, captions = self.batch(rng, batch_size)
         x0 = x0.to(self.device)
-        if not self.text_frozen:
-            text = self.embed(captions, self.text)
-        else:
-            with torch.no_grad():
-                text = self.embed(captions, self.text)
-        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        noise = torch.randn(x0.shape, generator=g).to(self.device)
-        t = torch.from_numpy(rng.integers(0, self.noise.config.num_train_timesteps, len(x0))).to(self.device)
-        noisy = self.noise.add_noise(x0, noise, t)
+        text = self.text_embeddings(captions)
+        noise, t, noisy = self.noised(rng, x0)
         inp = noisy if cond is None else torch.cat([noisy, cond.to(self.device)], 1)
         pred = self.unet(inp, t, text, class_labels=labels.to(self.device) if labels is not None else None).sample
         snr = self.alphas[t] / (1 - self.alphas[t])
@@ -207,6 +220,8 @@ class Stage:
         weight = torch.clamp(snr, max=5.0) / (snr if self.prediction == "epsilon" else snr + 1)
         target = training_target(x0, noise, self.alphas[t], self.prediction)
         loss = (F.mse_loss(pred[:, :3].float(), target, reduction="none").mean((1, 2, 3, 4)) * weight).mean()
+        if self.reversal_weight:
+            loss = loss + self.reversal_weight * self.reversal_margin(rng)
         warmup = min(1.0, (self.step - self.warm_from + 1) / 200)
         for group in self.opt.param_groups:
             group["lr"] = self.lr * warmup
@@ -224,6 +239,20 @@ class Stage:
                     pe.lerp_(p, 1 - decay)
         self.step += 1
         return float(loss.detach())
+
+    def reversal_margin(self, rng) -> torch.Tensor:
+        """mean over REVERSAL["clips"] clips of max(0, margin - log(L_reversed / L_true)): the losses of one noisy
+        clip under its own caption and under its time-reversed motion's caption, at a high noise level, where
+        the caption has to tell the model which way the motion runs."""
+        clips, captions, wrong = sample_reversal_pairs(rng, REVERSAL["clips"])
+        x0 = keyframe_view(clips).to(self.device)
+        text = self.text_embeddings(captions + wrong)
+        noise, t, noisy = self.noised(rng, x0, REVERSAL["min_t"])
+        pred = self.unet(noisy.repeat(2, 1, 1, 1, 1), t.repeat(2), text).sample
+        target = training_target(x0, noise, self.alphas[t], self.prediction).repeat(2, 1, 1, 1, 1)
+        mse = ((pred[:, :3].float() - target) ** 2).mean((1, 2, 3, 4))
+        n = len(x0)
+        return F.relu(REVERSAL["margin"] - (mse[n:] / mse[:n]).log()).mean()
 
     def run(self, steps: int, minutes: float, batch_size: int, seed: int, save_every: int):
         start = time.monotonic()
@@ -361,6 +390,8 @@ def main(argv=None):
                    "unless this names the other, which switches its objective from there on")
     p.add_argument("--init", type=Path, default=None, help="start stages that have no checkpoint in --work from "
                    f"an exported cascade's weights (e.g. {SHIPPED}), to train shipped weights further")
+    p.add_argument("--reversal-margin", type=float, default=0.0, help="keyframes: weight of the reversal margin "
+                   f"(a hinge asking the time-reversed motion's caption to fit a clip worse than its own; {REVERSAL})")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -376,7 +407,8 @@ def main(argv=None):
     args.work.mkdir(parents=True, exist_ok=True)
     for name in stages:
         text = None if name == "keyframes" else load_text_encoder(args.work, device, args.init)
-        Stage(name, args.work, device, args.lr, text, args.freeze_text, args.prediction, args.init).run(
+        Stage(name, args.work, device, args.lr, text, args.freeze_text, args.prediction, args.init,
+              args.reversal_margin).run(
             args.steps, args.minutes, args.batch_size, args.seed, args.save_every)
     if args.pack:
         pack(args.work, args.pack)
