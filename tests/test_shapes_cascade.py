@@ -217,6 +217,8 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
                                                           for k in a.keys()), name
     code, _, err = run_main(main, "--work", tmp_path / "w2", "--init", tmp_path, capsys=capsys)
     assert code == 2 and "--init needs an exported cascade" in err
+    code, _, err = run_main(main, "--work", tmp_path / "w3", "--reversal-margin", "-1", capsys=capsys)
+    assert code == 2 and "--reversal-margin: -1.0 is negative" in err and not (tmp_path / "w3").exists()
 
 
 def test_reversal_pairs_name_the_reversed_motion_in_the_same_words():

@@ -29,6 +29,16 @@ from vmc.shapes.data import CLIP_FRAMES, HELD_OUT, SR_SIZE, TRAIN_MOTIONS, keyfr
 PROBED = tuple(m for m in TRAIN_MOTIONS if MOTIONS[m].reverse != m)  # bouncing is its own reversal
 
 
+def log_loss_ratio(unet, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor, target: torch.Tensor):
+    """log(L_reversed / L_true) per clip: the UNet's loss on each noisy clip (timesteps t, one per clip) under
+    the reversed motion's caption over its loss under the clip's own; `text` holds the own captions' embeddings,
+    then the reversed ones'. What the probe reports and what training's reversal margin keeps above a margin."""
+    n = len(noisy)
+    out = unet(noisy.repeat(2, 1, 1, 1, 1), t.repeat(2), text).sample
+    loss = ((out[:, :3].float() - target.repeat(2, 1, 1, 1, 1).float()) ** 2).mean((1, 2, 3, 4))
+    return (loss[n:] / loss[:n]).log()
+
+
 @torch.no_grad()
 def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: str) -> dict:
     from vmc.backbones import resolve_backbone
@@ -57,9 +67,7 @@ def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: st
             a = alphas[t].to(cascade.device)
             noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
             target = training_target(x0, noise, a, scheduler.config.prediction_type)
-            out = unet(noisy.repeat(2, 1, 1, 1, 1), torch.tensor([t], device=cascade.device), text).sample
-            loss = ((out[:, :3].float() - target.repeat(2, 1, 1, 1, 1).float()) ** 2).mean((1, 2, 3, 4))
-            log_ratio = (loss[clips:] / loss[:clips]).log()
+            log_ratio = log_loss_ratio(unet, noisy, torch.full((clips,), t, device=cascade.device), text, target)
             row[str(t)] = {"log_ratio": float(log_ratio.mean()), "true_lower": float((log_ratio > 0).float().mean())}
         rows.append(row)
     return {"backbone": backbone, "clips": clips, "seed": seed, "timesteps": timesteps, "rows": rows}

@@ -34,6 +34,7 @@ from vmc.configs import load_config
 from vmc.prediction import PREDICTION_TYPES, check_prediction_type, training_target
 from vmc.shapes.data import (BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, keyframe_view, sample_clips,
                              sample_reversal_pairs)
+from vmc.shapes.probe import log_loss_ratio
 
 STAGES = ("keyframes", "interp", "sr1")
 SHIPPED = Path(__file__).resolve().parent / "weights"
@@ -248,11 +249,8 @@ class Stage:
         x0 = keyframe_view(clips).to(self.device)
         text = self.text_embeddings(captions + wrong)
         noise, t, noisy = self.noised(rng, x0, REVERSAL["min_t"])
-        pred = self.unet(noisy.repeat(2, 1, 1, 1, 1), t.repeat(2), text).sample
-        target = training_target(x0, noise, self.alphas[t], self.prediction).repeat(2, 1, 1, 1, 1)
-        mse = ((pred[:, :3].float() - target) ** 2).mean((1, 2, 3, 4))
-        n = len(x0)
-        return F.relu(REVERSAL["margin"] - (mse[n:] / mse[:n]).log()).mean()
+        target = training_target(x0, noise, self.alphas[t], self.prediction)
+        return F.relu(REVERSAL["margin"] - log_loss_ratio(self.unet, noisy, t, text, target)).mean()
 
     def run(self, steps: int, minutes: float, batch_size: int, seed: int, save_every: int):
         start = time.monotonic()
@@ -398,6 +396,8 @@ def main(argv=None):
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise UserError(f"--stages: unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
+    if args.reversal_margin < 0:
+        raise UserError(f"--reversal-margin: {args.reversal_margin} is negative (it weighs a penalty)")
     if args.work.exists() and not args.work.is_dir():
         raise UserError(f"{args.work}: --work must be a directory (checkpoints go there)")
     if args.pack and args.pack.resolve() == args.work.resolve():
