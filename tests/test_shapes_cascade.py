@@ -48,18 +48,26 @@ def test_shapes_backbone_runs_its_three_stages():
     assert torch.isfinite(out["sr1"]).all()
 
 
-def test_benchmark_is_reproducible_from_the_code(tmp_path):
-    shipped = load_benchmark("shapes")
+@pytest.mark.parametrize("split, name", [("test", "shapes"), ("dev", "shapes-dev")])
+def test_benchmark_is_reproducible_from_the_code(tmp_path, split, name):
+    shipped = load_benchmark(name)
     assert len(shipped.cases) >= 6 and all(len(c.target_prompts) == 3 for c in shipped.cases)
     notes = [c.meta["note"] for c in shipped.cases]
     assert sum("held out" in n for n in notes) >= 2 and sum("reversal" in n for n in notes) >= 2
     assert shipped.metrics["oracle"] == "shapes"
-    path = build(tmp_path)
+    path = build(tmp_path, split)
     assert path.read_text() == shipped.path.read_text()
     for case in shipped.cases:
-        a, b = read_video(case.reference).frames, read_video(tmp_path / "shapes" / f"{case.id}.mp4").frames
+        a, b = read_video(case.reference).frames, read_video(tmp_path / name / f"{case.id}.mp4").frames
         assert a.shape == b.shape == (15, 64, 64, 3)
         assert np.abs(a.astype(int) - b).mean() < 1.0
+
+
+def test_dev_split_shares_no_scene_or_target_with_the_benchmark():
+    test, dev = load_benchmark("shapes"), load_benchmark("shapes-dev")
+    assert [c.meta["motion"] for c in dev.cases] == [c.meta["motion"] for c in test.cases]
+    prompts = lambda b: {c.meta["reference_prompt"] for c in b.cases} | {p for c in b.cases for p in c.target_prompts}
+    assert not prompts(test) & prompts(dev)
 
 
 def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
