@@ -44,3 +44,28 @@ def test_vmc_t2v_and_reference_run_end_to_end(benchmark_dir, tiny_clip, tmp_path
     assert eps["loss"] == "eps_mse"
     run = json.loads((out / "run.json").read_text())
     assert run["methods"]["vmc-tiny"]["train"]["rule"] == "qkv"
+
+
+def test_adapter_cache_is_keyed_by_the_base_weights(benchmark_dir, tmp_path):
+    """New weights under the same backbone name (an upgraded shapes cascade) must not reuse old adapters."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from eval.manifest import load_benchmark
+    from vmc.method import VMCMethod
+
+    tiny = _fast_tiny(tmp_path)
+    case = load_benchmark(benchmark_dir / "mini.yaml").cases[1]
+
+    def adapter_folder():
+        method = VMCMethod(str(tiny), device="cpu")
+        method.cache_dir = tmp_path / "cache"
+        return method.adapt(case)["adapter"]
+
+    first = adapter_folder()
+    assert adapter_folder() == first
+    weights = next((tiny / "show-1-base" / "unet").glob("*.safetensors"))
+    state = load_file(str(weights))
+    save_file({k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()},
+              str(weights))
+    assert adapter_folder() != first

@@ -139,7 +139,8 @@ class VMCMethod(_CascadeMethod):
     def adapt(self, case: Case):
         s, config = self.backbone.settings, self.train_config()
         key = hashlib.sha256(json.dumps([case.fingerprint(), config.to_dict(), self.backbone.name, self.inversion_steps,
-                                         self.inversion_schedule, s.num_frames, s.height, s.width]).encode()).hexdigest()
+                                         self.inversion_schedule, s.num_frames, s.height, s.width,
+                                         self.backbone.base.fingerprint()]).encode()).hexdigest()
         return self.adapt_into((self.cache_dir or cascade_cache()) / case.id / key[:16], case)
 
     def adapt_into(self, folder, case: Case) -> dict:

@@ -34,6 +34,16 @@ class Source:
     def kwargs(self) -> dict:
         return {"revision": self.revision} if self.revision else {}
 
+    def fingerprint(self) -> list:
+        """What identifies these weights, for caches of work done with them: a local directory's files (path,
+        size, modification time), so that replacing the weights under the same name invalidates the cache; for
+        a hub id, the id and revision."""
+        root = Path(self.path)
+        if not root.is_dir():
+            return [self.path, self.revision]
+        return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns]
+                for f in sorted(root.rglob("*")) if f.is_file()]
+
 
 @dataclass
 class CascadeSettings:
