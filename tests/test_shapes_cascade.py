@@ -337,3 +337,13 @@ def test_shapes_clip_prefers_the_true_caption():
         true_score = clip.score(frames, scene.caption())[0]["text_alignment"]
         wins.append(true_score > clip.score(frames, wrong)[0]["text_alignment"])
     assert np.mean(wins) >= 0.8
+
+
+@needs_weights
+def test_training_exports_the_shipped_cascade_settings():
+    """A retrained cascade gets the same sampling and adaptation settings as the shipped one."""
+    from vmc.shapes.train import ADAPTATION, SETTINGS
+
+    shipped = json.loads((SHAPES_DIR / "cascade.json").read_text())
+    assert shipped["settings"] == SETTINGS
+    assert {m: shipped[m] for m in ADAPTATION} == ADAPTATION
