@@ -46,8 +46,11 @@ def test_vmc_t2v_and_reference_run_end_to_end(benchmark_dir, tiny_clip, tmp_path
     assert run["methods"]["vmc-tiny"]["train"]["rule"] == "qkv"
 
 
-def test_adapter_cache_is_keyed_by_the_base_weights(benchmark_dir, tmp_path):
-    """New weights under the same backbone name (an upgraded shapes cascade) must not reuse old adapters."""
+def test_adapter_cache_and_run_info_are_keyed_by_the_weights(benchmark_dir, tmp_path):
+    """New weights under the same backbone name (an upgraded shapes cascade) must not reuse old adapters, nor
+    add videos to a run folder made with the old ones; the same files copied anew (a reinstall) change neither."""
+    import os
+
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -57,15 +60,24 @@ def test_adapter_cache_is_keyed_by_the_base_weights(benchmark_dir, tmp_path):
     tiny = _fast_tiny(tmp_path)
     case = load_benchmark(benchmark_dir / "mini.yaml").cases[1]
 
-    def adapter_folder():
+    def adapter_folder_and_weights():
         method = VMCMethod(str(tiny), device="cpu")
         method.cache_dir = tmp_path / "cache"
-        return method.adapt(case)["adapter"]
+        return method.adapt(case)["adapter"], method.info()["weights"]
 
-    first = adapter_folder()
-    assert adapter_folder() == first
-    weights = next((tiny / "show-1-base" / "unet").glob("*.safetensors"))
-    state = load_file(str(weights))
-    save_file({k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()},
-              str(weights))
-    assert adapter_folder() != first
+    def perturb(stage):
+        weights = next((tiny / stage / "unet").glob("*.safetensors"))
+        state = load_file(str(weights))
+        save_file({k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in state.items()},
+                  str(weights))
+
+    first = adapter_folder_and_weights()
+    for f in tiny.rglob("*"):  # new modification times, same contents
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    assert adapter_folder_and_weights() == first
+    perturb("show-1-base")
+    second = adapter_folder_and_weights()
+    assert second[0] != first[0] and second[1] != first[1]
+    perturb("show-1-interpolation")  # the adapter does not depend on a later stage; the videos do
+    third = adapter_folder_and_weights()
+    assert third[0] == second[0] and third[1] != second[1]

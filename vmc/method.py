@@ -56,8 +56,9 @@ class _CascadeMethod(Method):
         return self._cascade
 
     def info(self) -> dict:
-        """With every cascade setting, so that a run directory refuses videos made with other settings."""
-        return {**super().info(), "backbone": self.backbone.name,
+        """With every cascade setting and the weights' digest, so that a run directory refuses videos made with
+        other settings or other weights."""
+        return {**super().info(), "backbone": self.backbone.name, "weights": self.backbone.fingerprint(),
                 "settings": dataclasses.asdict(self.backbone.settings)}
 
     def _video(self, outputs: dict) -> Video:

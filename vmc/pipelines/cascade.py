@@ -11,6 +11,7 @@ code does.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +36,22 @@ class Source:
         return {"revision": self.revision} if self.revision else {}
 
     def fingerprint(self) -> list:
-        """What identifies these weights, for caches of work done with them: a local directory's files (path,
-        size, modification time), so that replacing the weights under the same name invalidates the cache; for
-        a hub id, the id and revision."""
+        """What identifies these weights, for caches and run folders of work done with them: for a local
+        directory, each file's path, size and a hash of its first and last MiB (a retrained model differs there;
+        a reinstall of the same files does not), so that replacing the weights under the same name is noticed;
+        for a hub id, the id and revision."""
         root = Path(self.path)
         if not root.is_dir():
             return [self.path, self.revision]
-        return [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns]
+        return [[str(f.relative_to(root)), f.stat().st_size, _ends_digest(f)]
                 for f in sorted(root.rglob("*")) if f.is_file()]
+
+
+def _ends_digest(path: Path, chunk: int = 2**20) -> str:
+    with open(path, "rb") as f:
+        head = f.read(chunk)
+        f.seek(max(f.seek(0, 2) - chunk, len(head)))
+        return hashlib.sha256(head + f.read()).hexdigest()[:16]
 
 
 @dataclass
@@ -93,6 +102,12 @@ class Backbone:
 
     def adaptation_for(self, method: str) -> dict:
         return dict(self.adaptation.get(method, {}))
+
+    def fingerprint(self) -> str:
+        """One digest of every model folder's Source.fingerprint: a run folder records it, so that videos from
+        other weights under the same backbone name are not mixed into it."""
+        sources = [getattr(self, k) for k in ("base", "interpolation", "sr1", "if_sr", "sr2")]
+        return hashlib.sha256(json.dumps([s and s.fingerprint() for s in sources]).encode()).hexdigest()[:16]
 
     @property
     def stages(self) -> tuple[str, ...]:
