@@ -227,6 +227,8 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
     assert code == 2 and "--init needs an exported cascade" in err
     code, _, err = run_main(main, "--work", tmp_path / "w3", "--reversal-margin", "-1", capsys=capsys)
     assert code == 2 and "--reversal-margin: -1.0 is negative" in err and not (tmp_path / "w3").exists()
+    code, _, err = run_main(main, "--work", tmp_path / "w4", "--neighbour-share", "1.5", capsys=capsys)
+    assert code == 2 and "--neighbour-share: 1.5 is not a share" in err and not (tmp_path / "w4").exists()
 
 
 def test_reversal_pairs_name_the_reversed_motion_in_the_same_words():
@@ -238,6 +240,29 @@ def test_reversal_pairs_name_the_reversed_motion_in_the_same_words():
         a, b = parse_caption(true), parse_caption(reverse)
         assert b["motion"] == MOTIONS[a["motion"]].reverse != a["motion"] and b["motion"] not in HELD_OUT
         assert (a["objects"], a["background"]) == (b["objects"], b["background"])
+
+
+def test_neighbour_share_names_a_line_45_degrees_off_for_straight_lines():
+    import math
+
+    from eval.shapes.world import MOTIONS, parse_caption, random_scene, render
+    from vmc.shapes.data import LINE_RING, sample_reversal_pairs
+
+    def angle(motion):  # of the rendered object's displacement, in degrees
+        first, *_, last = render(random_scene(np.random.default_rng(0), motions=[motion], two_objects=0.0), 2, 64).truth
+        return math.degrees(math.atan2(last[0]["y"] - first[0]["y"], last[0]["x"] - first[0]["x"]))
+
+    _, captions, wrong = sample_reversal_pairs(np.random.default_rng(2), 60, neighbour=1.0)
+    lines = 0
+    for true, other in zip(captions, wrong):
+        a, b = parse_caption(true), parse_caption(other)
+        assert (a["objects"], a["background"]) == (b["objects"], b["background"])
+        if a["motion"] in LINE_RING:
+            lines += 1
+            assert abs((angle(b["motion"]) - angle(a["motion"]) + 180) % 360 - 180) == pytest.approx(45, abs=1)
+        else:
+            assert b["motion"] == MOTIONS[a["motion"]].reverse
+    assert lines >= 10
 
 
 @needs_weights

@@ -25,6 +25,8 @@ RARE = {"rotate_cw": 0.2, "rotate_ccw": 0.2}
 TRAIN_MOTIONS = tuple(m for m in MOTIONS if m not in HELD_OUT)
 # trained motions whose time reversal is another trained motion: a caption naming the reversal is a wrong one
 REVERSIBLE = tuple(m for m in TRAIN_MOTIONS if MOTIONS[m].reverse not in (m, *HELD_OUT))
+# the eight straight lines in order of angle: each one's neighbours lie 45 degrees either side
+LINE_RING = ("right", "down_right", "down", "down_left", "left", "up_left", "up", "up_right")
 VOCABULARY = ("a an and is are on background to the in of up down left right moving zigzagging bouncing falling "
               "rising growing shrinking rotating clockwise counterclockwise circle").split() + \
     [*SHAPES, *COLOURS, *BACKGROUNDS]
@@ -61,14 +63,18 @@ def sample_clips(rng: np.random.Generator, n: int, drop_caption: float = 0.1, in
     return torch.stack(clips), captions
 
 
-def sample_reversal_pairs(rng: np.random.Generator, n: int, invariant: float = 0.15):
-    """n clips of REVERSIBLE motions with their captions and the captions of their time-reversed motions (the
-    same appearance, in the same form), for the keyframe stage's reversal margin."""
+def sample_reversal_pairs(rng: np.random.Generator, n: int, invariant: float = 0.15, neighbour: float = 0.0):
+    """n clips of REVERSIBLE motions with their captions and the captions of a wrong motion for the same
+    appearance, in the same form, for the keyframe stage's reversal margin: the time-reversed motion, or, for a
+    straight line with probability `neighbour`, a line 45 degrees off (the confusion sampling shows most)."""
     clips, captions, reversed_captions = [], [], []
     for _ in range(n):
         scene = random_scene(rng, REVERSIBLE, weights=RARE)
         clips.append(to_tensor(render(scene, CLIP_FRAMES, SR_SIZE).frames))
-        backwards = replace(scene, motion=MOTIONS[scene.motion].reverse)
+        wrong = MOTIONS[scene.motion].reverse
+        if scene.motion in LINE_RING and rng.random() < neighbour:
+            wrong = LINE_RING[(LINE_RING.index(scene.motion) + rng.choice((-1, 1))) % len(LINE_RING)]
+        backwards = replace(scene, motion=wrong)
         short = rng.random() < invariant
         captions.append(scene.invariant_caption() if short else scene.caption())
         reversed_captions.append(backwards.invariant_caption() if short else backwards.caption())

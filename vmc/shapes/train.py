@@ -76,7 +76,8 @@ ADAPTATION = {"vmc": dict(steps=200, lr=4e-3, inversion_steps=16),
 # the keyframe stage's reversal margin: on `clips` extra clips per step at t >= min_t, a hinge that asks the loss
 # under the caption of the time-reversed motion to exceed the loss under the true caption by a factor e^margin
 # (what vmc.shapes.probe measures). Without it the UNet learned the axis of a straight line from its caption but
-# not the sense ("left" and "right" gave the same loss).
+# not the sense ("left" and "right" gave the same loss). --neighbour-share aims part of it at the confusion that
+# remained, a line drawn as the line 45 degrees off: the wrong caption then names that line instead.
 REVERSAL = dict(clips=2, min_t=700, margin=0.3)
 
 
@@ -97,7 +98,8 @@ class Stage:
     """One stage's model(s), optimiser and EMA, resumable from WORK/<stage>.pt."""
 
     def __init__(self, name: str, work: Path, device: torch.device, lr: float, text=None, freeze_text: bool = False,
-                 prediction: str | None = None, init: Path | None = None, reversal_weight: float = 0.0):
+                 prediction: str | None = None, init: Path | None = None, reversal_weight: float = 0.0,
+                 neighbour_share: float = 0.0):
         from diffusers import DDPMScheduler
         from transformers import T5Config, T5EncoderModel
 
@@ -106,6 +108,7 @@ class Stage:
 
         self.name, self.work, self.device = name, work, device
         self.reversal_weight = reversal_weight if name == "keyframes" else 0.0
+        self.neighbour_share = neighbour_share
         self.path = work / f"{name}.pt"
         torch.manual_seed(0)
         self.unet = Show1UNet3D.from_config(unet_config(name)).to(device)
@@ -243,9 +246,10 @@ class Stage:
 
     def reversal_margin(self, rng) -> torch.Tensor:
         """mean over REVERSAL["clips"] clips of max(0, margin - log(L_reversed / L_true)): the losses of one noisy
-        clip under its own caption and under its time-reversed motion's caption, at a high noise level, where
-        the caption has to tell the model which way the motion runs."""
-        clips, captions, wrong = sample_reversal_pairs(rng, REVERSAL["clips"])
+        clip under its own caption and under its time-reversed motion's caption (or, for --neighbour-share of
+        the straight lines, a line 45 degrees off), at a high noise level, where the caption has to tell the
+        model which way the motion runs."""
+        clips, captions, wrong = sample_reversal_pairs(rng, REVERSAL["clips"], neighbour=self.neighbour_share)
         x0 = keyframe_view(clips).to(self.device)
         text = self.text_embeddings(captions + wrong)
         noise, t, noisy = self.noised(rng, x0, REVERSAL["min_t"])
@@ -390,6 +394,8 @@ def main(argv=None):
                    f"an exported cascade's weights (e.g. {SHIPPED}), to train shipped weights further")
     p.add_argument("--reversal-margin", type=float, default=0.0, help="keyframes: weight of the reversal margin "
                    f"(a hinge asking the time-reversed motion's caption to fit a clip worse than its own; {REVERSAL})")
+    p.add_argument("--neighbour-share", type=float, default=0.0, help="keyframes, with --reversal-margin: the "
+                   "share of straight-line clips whose wrong caption is a line 45 degrees off instead of the reversed one")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -398,6 +404,8 @@ def main(argv=None):
         raise UserError(f"--stages: unknown stage(s) {', '.join(bad)}; stages are {', '.join(STAGES)}")
     if args.reversal_margin < 0:
         raise UserError(f"--reversal-margin: {args.reversal_margin} is negative (it weighs a penalty)")
+    if not 0 <= args.neighbour_share <= 1:
+        raise UserError(f"--neighbour-share: {args.neighbour_share} is not a share between 0 and 1")
     if args.work.exists() and not args.work.is_dir():
         raise UserError(f"{args.work}: --work must be a directory (checkpoints go there)")
     if args.pack and args.pack.resolve() == args.work.resolve():
@@ -408,7 +416,7 @@ def main(argv=None):
     for name in stages:
         text = None if name == "keyframes" else load_text_encoder(args.work, device, args.init)
         Stage(name, args.work, device, args.lr, text, args.freeze_text, args.prediction, args.init,
-              args.reversal_margin).run(
+              args.reversal_margin, args.neighbour_share).run(
             args.steps, args.minutes, args.batch_size, args.seed, args.save_every)
     if args.pack:
         pack(args.work, args.pack)
