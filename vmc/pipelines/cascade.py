@@ -48,9 +48,11 @@ class Source:
 
 
 def _ends_digest(path: Path, chunk: int = 2**20) -> str:
+    """sha256 of the first and last `chunk` bytes (the whole file when it is shorter than two chunks)."""
+    size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(chunk)
-        f.seek(max(f.seek(0, 2) - chunk, len(head)))
+        f.seek(max(size - chunk, len(head)))
         return hashlib.sha256(head + f.read()).hexdigest()[:16]
 
 
@@ -106,7 +108,7 @@ class Backbone:
     def fingerprint(self) -> str:
         """One digest of every model folder's Source.fingerprint: a run folder records it, so that videos from
         other weights under the same backbone name are not mixed into it."""
-        sources = [getattr(self, k) for k in ("base", "interpolation", "sr1", "if_sr", "sr2")]
+        sources = [getattr(self, k) for k in LOCAL_DIRS]
         return hashlib.sha256(json.dumps([s and s.fingerprint() for s in sources]).encode()).hexdigest()[:16]
 
     @property

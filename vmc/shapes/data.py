@@ -67,15 +67,16 @@ def sample_reversal_pairs(rng: np.random.Generator, n: int, invariant: float = 0
     """n clips of REVERSIBLE motions with their captions and the captions of a wrong motion for the same
     appearance, in the same form, for the keyframe stage's reversal margin: the time-reversed motion, or, for a
     straight line with probability `neighbour`, a line 45 degrees off (the confusion sampling shows most)."""
-    clips, captions, reversed_captions = [], [], []
+    clips, captions, wrong_captions = [], [], []
     for _ in range(n):
         scene = random_scene(rng, REVERSIBLE, weights=RARE)
         clips.append(to_tensor(render(scene, CLIP_FRAMES, SR_SIZE).frames))
         wrong = MOTIONS[scene.motion].reverse
-        if scene.motion in LINE_RING and rng.random() < neighbour:
+        # no draw without a neighbour share, so the reversal-only data stream stays as the shipped run saw it
+        if neighbour and scene.motion in LINE_RING and rng.random() < neighbour:
             wrong = LINE_RING[(LINE_RING.index(scene.motion) + rng.choice((-1, 1))) % len(LINE_RING)]
-        backwards = replace(scene, motion=wrong)
+        other = replace(scene, motion=wrong)
         short = rng.random() < invariant
         captions.append(scene.invariant_caption() if short else scene.caption())
-        reversed_captions.append(backwards.invariant_caption() if short else backwards.caption())
-    return torch.stack(clips), captions, reversed_captions
+        wrong_captions.append(other.invariant_caption() if short else other.caption())
+    return torch.stack(clips), captions, wrong_captions
