@@ -9,7 +9,7 @@ import pytest
 
 from eval.errors import MetricUndefined
 from eval.metrics.oracle import OracleMetric, classify_shape, largest_region, object_track, palette_labels
-from eval.shapes.world import COLOURS, MOTIONS, SHAPES, _PATHS, Object, Scene, parse_caption, random_scene, render
+from eval.shapes.world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, _PATHS, Object, Scene, parse_caption, random_scene, render
 
 
 def test_generation_is_deterministic_by_seed():
@@ -87,6 +87,26 @@ def test_oracle_appearance_on_rendered_videos_and_wrong_prompts():
     assert np.mean(good) >= 0.97
     assert np.mean(wrong_colour) <= 0.34 + 1e-9  # only the background check can pass
     assert np.mean(wrong_bg) <= 0.67 + 0.05
+
+
+def test_oracle_reads_a_texture_only_where_both_its_colours_show():
+    """A plain field near one colour of a texture (the cascade draws "black" as about (25, 34, 41), nearer the
+    striped texture's dark stripe than black) is its nearest plain background, not half a texture; rendered
+    textures, even noisy, stay textures."""
+    metric = OracleMetric()
+    rng = np.random.default_rng(3)
+    for background in BACKGROUNDS:
+        scene = Scene((Object("circle", "red"),), background, "right")
+        frames = render(scene, 3, 32).frames
+        noisy = np.clip(frames + rng.normal(0, 6, frames.shape), 0, 255).astype(np.uint8)
+        assert metric.score(noisy, scene.caption())[0]["oracle_appearance"] == pytest.approx(1.0), background
+    for rgb, plain in [((25, 34, 41), "black"), ((35, 35, 35), "black"), ((85, 85, 85), "gray"),
+                       ((30, 60, 50), "black"), ((65, 100, 90), "gray")]:
+        field = np.tile(np.array(rgb, np.uint8), (2, 32, 32, 1))
+        field[:, 12:20, 12:20] = COLOURS["red"]
+        for background in BACKGROUNDS:
+            score = metric.score(field, f"a red square is falling on a {background} background")[0]
+            assert score["oracle_appearance"] == pytest.approx(1.0 if background == plain else 2 / 3), (rgb, background)
 
 
 def test_oracle_motion_same_reversed_static_and_undefined(tmp_path):

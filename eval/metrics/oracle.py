@@ -1,10 +1,12 @@
 """Oracle metrics for the shapes world: what a video shows, read from its frames by colour segmentation, against
 what its prompt asks for (the prompt is parsed with the world's caption grammar).
 
-Every pixel takes the nearest colour of the world's palette (object colours and background colours). An
-object is the largest connected region of its colour; its shape is classified from two rotation-invariant
-measures of that region (solidity: area over convex-hull area; fill: area over the circle through its
-farthest pixel). Definitions and their validation against ground truth: docs/METRICS.md.
+Every pixel takes the nearest colour of the world's palette (object colours and background colours); a texture
+counts only where both of its colours show, so a plain field that happens to lie near one of them is read as the
+nearest plain background instead. An object is the largest connected region of its colour; its shape is
+classified from two rotation-invariant measures of that region (solidity: area over convex-hull area; fill:
+area over the circle through its farthest pixel). Definitions and their validation against ground truth:
+docs/METRICS.md.
 """
 
 from __future__ import annotations
@@ -22,14 +24,25 @@ _BG_NAMES = [*(f"bg:{n}" for n in PLAIN_BACKGROUNDS), *(f"bg:{n}:{k}" for n in T
 _PALETTE = np.array([*COLOURS.values(), *PLAIN_BACKGROUNDS.values(), *(c for n in TEXTURES for c in TEXTURES[n])],
                     np.float32)
 _LABELS = [*_OBJECT_NAMES, *_BG_NAMES]
+_PLAIN = np.array([_LABELS.index(f"bg:{n}") for n in PLAIN_BACKGROUNDS])
+_TEXTURE_PAIRS = [(_LABELS.index(f"bg:{n}:0"), _LABELS.index(f"bg:{n}:1")) for n in TEXTURES]
+TEXTURE_MIN_SHARE = 0.25  # a texture shows when its rarer colour has this share of its pixels (renderings: 0.5)
 MIN_AREA = 0.01  # an object covers at least this fraction of the frame (and 3 pixels)
 MOTION_EPS = 0.05  # below this displacement (frame units) the reference shows no trajectory
 
 
 def palette_labels(frame: np.ndarray) -> np.ndarray:
-    """H×W index into _LABELS of each pixel's nearest palette colour."""
+    """H×W index into _LABELS of each pixel's nearest palette colour. A texture whose two colours are far from
+    balanced in the frame is not there: a uniform dark-gray field would otherwise be read as the dark stripe of a
+    striped background and fail a prompted black one. Its pixels take the nearest plain background colour."""
     d = ((frame[..., None, :].astype(np.float32) - _PALETTE) ** 2).sum(-1)
-    return d.argmin(-1)
+    labels = d.argmin(-1)
+    for a, b in _TEXTURE_PAIRS:
+        in_a, mask = labels == a, (labels == a) | (labels == b)
+        n, n_a = int(mask.sum()), int(in_a.sum())
+        if n and min(n_a, n - n_a) < TEXTURE_MIN_SHARE * n:
+            labels[mask] = _PLAIN[d[mask][:, _PLAIN].argmin(-1)]
+    return labels
 
 
 def largest_region(mask: np.ndarray) -> np.ndarray | None:
@@ -115,7 +128,7 @@ class OracleMetric:
 
     def spec(self) -> dict:
         return {"palette": {k: list(v) for k, v in COLOURS.items()}, "min_area": MIN_AREA,
-                "motion_eps": MOTION_EPS, "version": 1}
+                "motion_eps": MOTION_EPS, "texture_min_share": TEXTURE_MIN_SHARE, "version": 2}
 
     def appearance(self, labels: list[np.ndarray], parsed: dict) -> tuple[float, list[float]]:
         """From each frame's palette_labels."""
