@@ -66,12 +66,15 @@ def device_description(device: str) -> str:
     return f"cpu: {platform.processor() or platform.machine()}"
 
 
-def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metric_specs")):
-    """Refuse to add results to an output folder made with other settings."""
+def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metric_specs"), rescore: bool = False):
+    """Refuse to add results to an output folder made with other settings (`rescore`: name eval.rescore as the
+    way to bring the folder's scores to new metric specs)."""
     for key in keys:
         if old.get(key) != new.get(key):
+            remedy = f", or score its videos again with python -m eval.rescore {path.parent}" \
+                if rescore and key == "metric_specs" else ""
             raise UserError(f"{path}: this run was made with a different {key.replace('_', ' ')}; scores would not "
-                            "be comparable — use another --out, or the same settings as before")
+                            f"be comparable — use another --out, or the same settings as before{remedy}")
 
 
 def write_run_json(out: Path, config: dict):
@@ -79,7 +82,7 @@ def write_run_json(out: Path, config: dict):
     path = out / "run.json"
     if path.exists():
         old = json.loads(path.read_text())
-        check_compatible(path, old, config)
+        check_compatible(path, old, config, rescore=True)
         for label, info in config["methods"].items():
             before = old.get("methods", {}).get(label)
             now = json.loads(json.dumps(info))  # as run.json holds it
