@@ -40,7 +40,10 @@ def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     path = run_dir / "run.json"
     if not path.is_file():
         raise UserError(f"{path}: no such file; RUN_DIR must be a folder written by python -m eval.run")
-    config = json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
     if "benchmark" not in config:
         raise UserError(f"{path}: this folder was written by eval.score, not eval.run; score its videos again with "
                         "python -m eval.score and another --out")

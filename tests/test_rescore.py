@@ -84,5 +84,8 @@ def test_what_cannot_be_rescored_is_one_line(benchmark_dir, tiny_clip, capsys):
     (benchmark_dir / "scored" / "run.json").write_text(json.dumps({"videos": "x", "metric_specs": {}}))
     code, _, err = run_main(rescore_main, benchmark_dir / "scored", capsys=capsys)
     assert code == 2 and "written by eval.score" in err
+    (benchmark_dir / "scored" / "run.json").write_text("{")
+    code, _, err = run_main(rescore_main, benchmark_dir / "scored", capsys=capsys)
+    assert code == 2 and "not valid JSON" in err
     code, _, err = run_main(rescore_main, benchmark_dir / "nothing", capsys=capsys)
     assert code == 2 and "no such file" in err
