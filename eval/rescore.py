@@ -22,6 +22,7 @@ from tqdm import tqdm
 from eval.cli_common import add_metric_args, build_scorer
 from eval.errors import UserError, cli_main
 from eval.results import ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_summary
+from eval.rundir import load_run
 
 PARTIAL = "results.rescore.jsonl"
 
@@ -37,22 +38,13 @@ def parse_args(argv):
 
 
 def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise UserError(f"{path}: no such file; RUN_DIR must be a folder written by python -m eval.run")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+    config, records = load_run(run_dir)
     if "benchmark" not in config:
-        raise UserError(f"{path}: this folder was written by eval.score, not eval.run; score its videos again with "
-                        "python -m eval.score and another --out")
+        raise UserError(f"{run_dir / 'run.json'}: this folder was written by eval.score, not eval.run; score its "
+                        "videos again with python -m eval.score and another --out")
     if list(run_dir.glob("results.rank*.jsonl")):
         raise UserError(f"{run_dir}: holds the part files of an unfinished multi-process run; finish it with the "
                         "same eval.run command first")
-    records = read_results(run_dir / "results.jsonl")
-    if not records:
-        raise UserError(f"{run_dir / 'results.jsonl'}: holds no scored videos")
     return config, records
 
 

@@ -1,4 +1,4 @@
-"""Locating what a run directory's records point at: each video file and its reference clip.
+"""Reading a run directory, and locating what its records point at: each video file and its reference clip.
 
 `eval.run` stores videos relative to the run directory and names its benchmark manifest in run.json;
 `eval.score` stores them relative to its `--videos` folder and keeps each reference path in the record.
@@ -6,9 +6,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from eval.errors import UserError
+from eval.results import read_results
+
+
+def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
+    """(run.json, the records of results.jsonl) of a run directory, or a UserError naming what is missing."""
+    run_json = Path(run_dir) / "run.json"
+    if not run_json.is_file():
+        raise UserError(f"{run_dir}: not a run directory (no run.json); make one with python -m eval.run")
+    try:
+        config = json.loads(run_json.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{run_json}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    records = read_results(Path(run_dir) / "results.jsonl")
+    if not records:
+        raise UserError(f"{Path(run_dir) / 'results.jsonl'}: no scored videos yet")
+    return config, records
 
 
 def video_path(run_dir: Path, config: dict, record: dict) -> Path:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.errors import UserError
-from eval.results import read_results
-from eval.rundir import References, video_path
+from eval.rundir import References, load_run, video_path
 from human_study.questions import ANCHORS, QUESTIONS
 
 FORMAT_VERSION = 1
@@ -41,20 +40,6 @@ class Study:
         return self.public["items"]
 
 
-def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
-        raise UserError(f"{run_dir}: not a run directory (no run.json); make one with python -m eval.run")
-    try:
-        config = json.loads(run_json.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{run_json}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    records = read_results(run_dir / "results.jsonl")
-    if not records:
-        raise UserError(f"{run_dir / 'results.jsonl'}: no scored videos yet")
-    return config, records
-
-
 def _token(rng: random.Random, used: set, prefix: str) -> str:
     while True:
         t = f"{prefix}{rng.getrandbits(40):010x}"
@@ -72,7 +57,7 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
         raise UserError("no methods given (use --methods a,b,...)")
     if len(set(methods)) != len(methods):
         raise UserError(f"--methods lists a method twice: {','.join(methods)}")
-    config, records = _load_run(run_dir)
+    config, records = load_run(run_dir)
     present = sorted({r["method"] for r in records})
     for m in methods:
         if m not in present:

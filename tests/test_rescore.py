@@ -80,12 +80,14 @@ def test_what_cannot_be_rescored_is_one_line(benchmark_dir, tiny_clip, capsys):
     video.unlink()
     code, _, err = run_main(rescore_main, out, capsys=capsys)
     assert code == 2 and err.count("\n") == 1 and f"{video}: the video of record" in err
-    (benchmark_dir / "scored").mkdir()
-    (benchmark_dir / "scored" / "run.json").write_text(json.dumps({"videos": "x", "metric_specs": {}}))
-    code, _, err = run_main(rescore_main, benchmark_dir / "scored", capsys=capsys)
+    scored = benchmark_dir / "scored"  # as eval.score lays a folder out
+    scored.mkdir()
+    (scored / "run.json").write_text(json.dumps({"videos": "x", "metric_specs": {}}))
+    (scored / "results.jsonl").write_text((out / "results.jsonl").read_text())
+    code, _, err = run_main(rescore_main, scored, capsys=capsys)
     assert code == 2 and "written by eval.score" in err
-    (benchmark_dir / "scored" / "run.json").write_text("{")
-    code, _, err = run_main(rescore_main, benchmark_dir / "scored", capsys=capsys)
+    (scored / "run.json").write_text("{")
+    code, _, err = run_main(rescore_main, scored, capsys=capsys)
     assert code == 2 and "not valid JSON" in err
     code, _, err = run_main(rescore_main, benchmark_dir / "nothing", capsys=capsys)
-    assert code == 2 and "no such file" in err
+    assert code == 2 and "not a run directory" in err
