@@ -15,16 +15,17 @@ from eval.results import read_results
 
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     """(run.json, the records of results.jsonl) of a run directory, or a UserError naming what is missing."""
-    run_json = Path(run_dir) / "run.json"
+    run_dir = Path(run_dir)
+    run_json = run_dir / "run.json"
     if not run_json.is_file():
         raise UserError(f"{run_dir}: not a run directory (no run.json); make one with python -m eval.run")
     try:
         config = json.loads(run_json.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{run_json}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    records = read_results(Path(run_dir) / "results.jsonl")
+    records = read_results(run_dir / "results.jsonl")
     if not records:
-        raise UserError(f"{Path(run_dir) / 'results.jsonl'}: no scored videos yet")
+        raise UserError(f"{run_dir / 'results.jsonl'}: no scored videos yet")
     return config, records
 
 

@@ -38,9 +38,10 @@ def palette_labels(frame: np.ndarray) -> np.ndarray:
     d = ((frame[..., None, :].astype(np.float32) - _PALETTE) ** 2).sum(-1)
     labels = d.argmin(-1)
     for a, b in _TEXTURE_PAIRS:
-        in_a, mask = labels == a, (labels == a) | (labels == b)
-        n, n_a = int(mask.sum()), int(in_a.sum())
-        if n and min(n_a, n - n_a) < TEXTURE_MIN_SHARE * n:
+        in_a, in_b = labels == a, labels == b
+        n_a, n_b = int(in_a.sum()), int(in_b.sum())
+        if min(n_a, n_b) < TEXTURE_MIN_SHARE * (n_a + n_b):
+            mask = in_a | in_b
             labels[mask] = _PLAIN[d[mask][:, _PLAIN].argmin(-1)]
     return labels
 
