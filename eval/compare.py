@@ -1,9 +1,11 @@
-"""python -m eval.compare RUN_DIR --methods vmc,t2v [--metrics oracle_motion,text_alignment]
+"""python -m eval.compare RUN_DIR --methods vmc,t2v [--metrics oracle_motion,text_alignment] [--unit prompt]
 
-Paired comparison of two methods of one run: for every metric, the mean difference A − B over the items both
-methods scored (same case, prompt and seed), with its Student-t 95% confidence interval, n, and whether the
-interval excludes zero. Pairing removes the between-item variance that unpaired CIs in summary.csv carry, so
-this is the test to quote for "A beats B". Writes RUN_DIR/compare_<A>_vs_<B>.csv and prints the table.
+Paired comparison of two methods of one run: for every metric, the mean difference A − B over the videos both
+methods made (same case, prompt and seed), with the Student-t 95% confidence interval over units (by default
+target prompts: the differences of a prompt's seeds are averaged first, since seeds are replicates, not new
+items), n videos, n units, and whether the interval excludes zero. Pairing removes the between-item variance
+that unpaired CIs in summary.csv carry, so this is the test to quote for "A beats B". Writes
+RUN_DIR/compare_<A>_vs_<B>.csv and prints the table.
 """
 
 from __future__ import annotations
@@ -14,26 +16,32 @@ from pathlib import Path
 import pandas as pd
 
 from eval.errors import UserError, cli_main
-from eval.results import atomic_write_text, mean_ci95, read_results
+from eval.results import UNITS, atomic_write_text, read_results, unit_ci95, unit_of
 
 
-def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None) -> pd.DataFrame:
+def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None,
+           unit: str = "prompt") -> pd.DataFrame:
     by = {}
     for r in records:
-        by.setdefault(r["method"], {})[(r["case"], r["prompt"], r["seed"])] = r
+        by.setdefault(r["method"], {})[unit_of(r, "video")] = r
     for m in (a, b):
         if m not in by:
             raise UserError(f"method '{m}' is not in this run (methods: {', '.join(sorted(by))})")
-    common = sorted(set(by[a]) & set(by[b]))
+    common = sorted(set(by[a]) & set(by[b]), key=repr)
     names = metrics or sorted({k for r in records for k in r["metrics"]})
     rows = []
     for metric in names:
-        diffs = [by[a][k]["metrics"].get(metric) - by[b][k]["metrics"].get(metric) for k in common
-                 if by[a][k]["metrics"].get(metric) is not None and by[b][k]["metrics"].get(metric) is not None
-                 and by[a][k].get("spec_ids", {}).get(metric) == by[b][k].get("spec_ids", {}).get(metric)]
-        mean, lo, hi, _ = mean_ci95(diffs) if diffs else (float("nan"),) * 4
-        rows.append({"metric": metric, "a": a, "b": b, "n": len(diffs), "mean_diff": mean, "ci95_low": lo,
-                     "ci95_high": hi, "significant": bool(diffs) and (lo > 0 or hi < 0)})
+        diffs = {}
+        for k in common:
+            ra, rb = by[a][k], by[b][k]
+            va, vb = ra["metrics"].get(metric), rb["metrics"].get(metric)
+            if va is not None and vb is not None and \
+                    ra.get("spec_ids", {}).get(metric) == rb.get("spec_ids", {}).get(metric):
+                diffs.setdefault(unit_of(ra, unit), []).append(va - vb)
+        mean, lo, hi = unit_ci95(diffs) if diffs else (float("nan"),) * 3
+        rows.append({"metric": metric, "a": a, "b": b, "unit": unit, "n": sum(map(len, diffs.values())),
+                     "n_units": len(diffs), "mean_diff": mean, "ci95_low": lo, "ci95_high": hi,
+                     "significant": bool(diffs) and (lo > 0 or hi < 0)})
     return pd.DataFrame(rows)
 
 
@@ -43,6 +51,9 @@ def main(argv=None):
     p.add_argument("run", type=Path)
     p.add_argument("--methods", required=True, help="A,B: the two method labels to compare (A − B)")
     p.add_argument("--metrics", default=None, help="comma-separated (default: every metric in the run)")
+    p.add_argument("--unit", choices=list(UNITS), default="prompt",
+                   help="what the interval counts as one observation: " +
+                        "; ".join(f"{k}: {v}" for k, v in UNITS.items()) + " (default: prompt)")
     args = p.parse_args(argv)
     pair = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(pair) != 2:
@@ -51,7 +62,7 @@ def main(argv=None):
     if not path.is_file():
         raise UserError(f"{path}: no such file (give a run directory written by eval.run)")
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    table = paired(read_results(path), *pair, metrics)
+    table = paired(read_results(path), *pair, metrics, args.unit)
     out = args.run / f"compare_{pair[0]}_vs_{pair[1]}.csv"
     atomic_write_text(out, table.to_csv(index=False, float_format="%.6g"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -17,7 +17,16 @@ from scipy import stats
 
 from eval.errors import UserError
 
-SUMMARY_COLUMNS = ["method", "metric", "n", "n_undefined", "mean", "ci95_low", "ci95_high", "std", "spec_id"]
+SUMMARY_COLUMNS = ["method", "metric", "n", "n_undefined", "n_units", "mean", "ci95_low", "ci95_high", "std",
+                   "spec_id"]
+# What a confidence interval counts as one observation. The seeds of one target prompt are replicates, not new
+# items (with an inverted start the keyframes, which carry the motion, do not even depend on the seed), so
+# counting each video as independent makes intervals too narrow; more prompts narrow them, more seeds barely.
+UNITS = {
+    "prompt": "one target prompt of one case (its seeds averaged first)",
+    "case": "one benchmark case, i.e. one reference (its prompts and seeds averaged first)",
+    "video": "each video on its own (treats the seeds of a prompt as independent, which they are not)",
+}
 
 
 def read_results(path: Path) -> list[dict]:
@@ -87,9 +96,24 @@ def mean_ci95(values) -> tuple[float, float, float, float]:
     return mean, mean - half, mean + half, sd
 
 
-def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd.DataFrame:
-    """Long table: per method and metric, n, mean and 95% CI; a metric measured under two different specs
-    in one method is split into one row per spec (never averaged together)."""
+def unit_of(record: dict, unit: str = "prompt") -> tuple:
+    """The unit (see UNITS) a record belongs to. Records of `eval.score` have no case or seed: there the
+    reference clip stands for the case, or the prompt when there is none."""
+    case = record.get("case") or record.get("reference") or record["prompt"]
+    return {"case": (case,), "prompt": (case, record["prompt"]),
+            "video": (case, record["prompt"], record.get("seed"))}[unit]
+
+
+def unit_ci95(values_by_unit: dict) -> tuple[float, float, float]:
+    """(mean, low, high) over the units' means: the interval counts units, not videos."""
+    mean, lo, hi, _ = mean_ci95([float(np.mean(v)) for v in values_by_unit.values()])
+    return mean, lo, hi
+
+
+def summarize(records: list[dict], methods_order: list[str] | None = None, unit: str = "prompt") -> pd.DataFrame:
+    """Long table: per method and metric, n videos, n units, the mean of the units' means with its 95% CI
+    (units: UNITS) and the std over videos; a metric measured under two different specs in one method is
+    split into one row per spec (never averaged together)."""
     rows = {}
     for r in records:
         facts = {f"protocol.{k}": v for k, v in r.get("protocol", {}).items() if isinstance(v, (int, float))}
@@ -97,17 +121,19 @@ def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd
             facts["protocol.generate_s"] = r["timing"]["generate_s"]
         for metric, value in {**r.get("metrics", {}), **facts}.items():
             key = (r["method"], metric, r.get("spec_ids", {}).get(metric, ""))
-            entry = rows.setdefault(key, {"values": [], "undefined": 0})
+            entry = rows.setdefault(key, {"units": {}, "undefined": 0})
             if value is None:
                 entry["undefined"] += 1
             else:
-                entry["values"].append(value)
+                entry["units"].setdefault(unit_of(r, unit), []).append(value)
     out = []
     for (method, metric, sid), entry in rows.items():
-        mean, lo, hi, sd = mean_ci95(entry["values"]) if entry["values"] else (math.nan,) * 4
-        out.append({"method": method, "metric": metric, "n": len(entry["values"]),
-                    "n_undefined": entry["undefined"], "mean": mean, "ci95_low": lo, "ci95_high": hi,
-                    "std": sd, "spec_id": sid})
+        values = [v for vs in entry["units"].values() for v in vs]
+        mean, lo, hi = unit_ci95(entry["units"]) if values else (math.nan,) * 3
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+        out.append({"method": method, "metric": metric, "n": len(values), "n_undefined": entry["undefined"],
+                    "n_units": len(entry["units"]), "mean": mean, "ci95_low": lo, "ci95_high": hi, "std": sd,
+                    "spec_id": sid})
     from eval.metrics import METRIC_ORDER
 
     df = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
@@ -142,7 +168,7 @@ def format_table(df: pd.DataFrame, metrics: list[str] | None = None) -> str:
                 if s.n == 0:
                     parts.append(f"undefined ×{s.n_undefined}")
                 elif math.isnan(s.ci95_high):
-                    parts.append(f"{s['mean']:.4f} (n=1)")
+                    parts.append(f"{s['mean']:.4f} (one unit)")
                 else:
                     parts.append(f"{s['mean']:.4f} ± {(s.ci95_high - s.ci95_low) / 2:.4f}")
             row.append(" | ".join(parts))

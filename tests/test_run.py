@@ -57,9 +57,13 @@ def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
     assert run["metric_specs"]["clip"]["model"] == "tiny-clip" and "torch" in run["versions"]
     summary = pd.read_csv(out / "summary.csv")
     row = summary[(summary.method == "precomputed-pre") & (summary.metric == "text_alignment")].iloc[0]
-    values = [x["metrics"]["text_alignment"] for x in records if x["method"] == "precomputed-pre"]
-    mean, lo, hi, _ = mean_ci95(values)
-    assert (row.n, row["mean"], row.ci95_low, row.ci95_high) == pytest.approx((6, mean, lo, hi), rel=1e-5)
+    by_prompt = {}  # the interval is over target prompts, each the mean of its two seeds
+    for x in records:
+        if x["method"] == "precomputed-pre":
+            by_prompt.setdefault((x["case"], x["prompt"]), []).append(x["metrics"]["text_alignment"])
+    mean, lo, hi, _ = mean_ci95([sum(v) / len(v) for v in by_prompt.values()])
+    assert (row.n, row.n_units, row["mean"], row.ci95_low, row.ci95_high) == \
+        pytest.approx((6, 3, mean, lo, hi), rel=1e-5)
     assert "text_alignment" in proc.stdout and "precomputed-pre" in proc.stdout
     again = run_cli("-m", "eval.run", "--methods", f"reference,precomputed:{pre}", "--benchmark", bench,
                     "--out", out, "--seeds", "0,1")
