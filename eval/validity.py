@@ -2,8 +2,9 @@
 
 How far the model-based metrics can be trusted, measured where ground truth exists (a shapes-world run, scored
 with the oracle): the Spearman rank correlation over all videos of the run between each CLIP metric and
-`oracle_appearance`, and each flow metric and `oracle_motion`, with a 95% bootstrap interval and the number
-of videos. Writes RUN_DIR/validity.csv and prints the table.
+`oracle_appearance`, and each flow metric and `oracle_motion`, with a 95% bootstrap interval that resamples
+target prompts (each with all its videos: its seeds and methods are not independent of one another), and the
+numbers of videos and prompts. Writes RUN_DIR/validity.csv and prints the table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from eval.errors import UserError, cli_main
-from eval.results import atomic_write_text, read_results
+from eval.results import atomic_write_text, read_results, unit_of
 
 PAIRS = [("text_alignment", "oracle_appearance"), ("clip_score", "oracle_appearance"),
          ("temporal_consistency", "oracle_appearance"), ("motion_direction_cos", "oracle_motion"),
@@ -34,15 +35,20 @@ def validity(records: list[dict], resamples: int = 1000, seed: int = 0) -> pd.Da
     rows = []
     rng = np.random.default_rng(seed)
     for metric, oracle in PAIRS:
-        pairs = [(r["metrics"].get(metric), r["metrics"].get(oracle)) for r in records]
-        pairs = np.array([p for p in pairs if p[0] is not None and p[1] is not None], dtype=float).reshape(-1, 2)
+        kept = [r for r in records if r["metrics"].get(metric) is not None and r["metrics"].get(oracle) is not None]
+        pairs = np.array([(r["metrics"][metric], r["metrics"][oracle]) for r in kept], dtype=float).reshape(-1, 2)
+        units = {}
+        for i, r in enumerate(kept):
+            units.setdefault(unit_of(r), []).append(i)
+        units = [np.array(u) for u in units.values()]
         rho = spearman(pairs[:, 0], pairs[:, 1])
-        boot = [spearman(*pairs[rng.integers(0, len(pairs), len(pairs))].T) for _ in range(resamples)] \
-            if len(pairs) >= 3 else []
+        boot = [spearman(*pairs[np.concatenate([units[j] for j in rng.integers(0, len(units), len(units))])].T)
+                for _ in range(resamples)] if len(pairs) >= 3 else []
         boot = [b for b in boot if not np.isnan(b)]
         lo, hi = (np.percentile(boot, [2.5, 97.5]) if boot else (np.nan, np.nan))
         rows.append({"metric": metric, "oracle": oracle, "spearman": rho, "ci_low": lo, "ci_high": hi,
-                     "n": len(pairs), "note": "lower is better (distance)" if metric == "motion_epe" else ""})
+                     "n": len(pairs), "n_units": len(units),
+                     "note": "lower is better (distance)" if metric == "motion_epe" else ""})
     return pd.DataFrame(rows)
 
 

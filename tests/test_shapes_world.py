@@ -151,16 +151,33 @@ def test_validity_report_ranks_metrics_against_their_oracles():
 
     rng = np.random.default_rng(0)
     oracle = rng.random(40)
-    records = [{"metrics": {"oracle_appearance": float(o), "text_alignment": float(o ** 2),
-                            "clip_score": float(-o), "oracle_motion": float(m), "motion_epe": None}}
-               for o, m in zip(oracle, rng.random(40))]
+    records = [{"prompt": f"p{i}", "metrics": {"oracle_appearance": float(o), "text_alignment": float(o ** 2),
+                                               "clip_score": float(-o), "oracle_motion": float(m), "motion_epe": None}}
+               for i, (o, m) in enumerate(zip(oracle, rng.random(40)))]
     table = validity(records, resamples=200).set_index("metric")
     assert table.loc["text_alignment", "spearman"] == pytest.approx(1.0)
     assert table.loc["clip_score", "spearman"] == pytest.approx(-1.0)
     assert table.loc["text_alignment", "n"] == 40 and table.loc["motion_epe", "n"] == 0
     assert np.isnan(table.loc["motion_epe", "spearman"])
     noisy = oracle + rng.normal(0, 0.3, 40)
-    records = [{"metrics": {"oracle_appearance": float(o), "text_alignment": float(x)}} for o, x in zip(oracle, noisy)]
+    records = [{"prompt": f"p{i}", "metrics": {"oracle_appearance": float(o), "text_alignment": float(x)}}
+               for i, (o, x) in enumerate(zip(oracle, noisy))]
     row = validity(records, resamples=300).set_index("metric").loc["text_alignment"]
     assert row["spearman"] == pytest.approx(spearmanr(oracle, noisy).statistic)
     assert row["ci_low"] < row["spearman"] < row["ci_high"]
+
+
+def test_validity_interval_resamples_prompts_not_videos():
+    """Four identical replicate videos per prompt carry no more evidence than one: the interval must be the
+    one-video-per-prompt interval (Spearman is unchanged by replicating every point), not narrower."""
+    from eval.validity import validity
+
+    rng = np.random.default_rng(1)
+    oracle = rng.random(12)
+    noisy = oracle + rng.normal(0, 0.3, 12)
+    one = [{"prompt": f"p{i}", "metrics": {"oracle_appearance": float(o), "text_alignment": float(x)}}
+           for i, (o, x) in enumerate(zip(oracle, noisy))]
+    four = [{**r, "seed": s} for r in one for s in range(4)]
+    a, b = (validity(r, resamples=300).set_index("metric").loc["text_alignment"] for r in (one, four))
+    assert (b["n"], b["n_units"], a["n_units"]) == (48, 12, 12)
+    assert (b["spearman"], b["ci_low"], b["ci_high"]) == pytest.approx((a["spearman"], a["ci_low"], a["ci_high"]))
