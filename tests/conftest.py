@@ -93,3 +93,16 @@ def run_main(main, *args, capsys=None):
         code = e.code
     captured = capsys.readouterr() if capsys else None
     return code, (captured.out if captured else ""), (captured.err if captured else "")
+
+
+def shapes_subset(out: Path, cases: list[str], prompts: int) -> Path:
+    """A manifest at `out` holding the shipped `shapes` benchmark's `cases` with their first `prompts` target
+    prompts (paths made absolute), so an end-to-end test generates only the videos it needs."""
+    manifest = yaml.safe_load((REPO / "benchmarks" / "shapes.yaml").read_text())
+    for key in ("clip_model", "clip_pretrained"):
+        manifest["metrics"][key] = str((REPO / "benchmarks" / manifest["metrics"][key]).resolve())
+    manifest["cases"] = [{**c, "reference": str(REPO / "benchmarks" / c["reference"]),
+                          "target_prompts": c["target_prompts"][:prompts]}
+                         for c in manifest["cases"] if c["id"] in cases]
+    out.write_text(yaml.safe_dump(manifest))
+    return out

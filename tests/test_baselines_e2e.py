@@ -4,9 +4,7 @@
 import json
 import shutil
 
-import yaml
-
-from conftest import REPO, run_main
+from conftest import REPO, run_main, shapes_subset
 from eval.results import read_results
 from eval.run import main as run_main_cli
 
@@ -22,17 +20,10 @@ def test_all_native_methods_on_shapes(tmp_path):
     meta.update(vmc={**meta["vmc"], **fast}, tav={**meta["tav"], **fast},
                 md={**fast, "rank": 4, "noise_prior": 0.3}, inversion=fast)
     (weights / "cascade.json").write_text(json.dumps(meta))
-    shipped = yaml.safe_load((REPO / "benchmarks" / "shapes.yaml").read_text())
-    case = shipped["cases"][0]
-    case.update(reference=str(REPO / "benchmarks" / case["reference"]), target_prompts=case["target_prompts"][:1])
-    for key in ("clip_model", "clip_pretrained"):
-        shipped["metrics"][key] = str((REPO / "benchmarks" / shipped["metrics"][key]).resolve())
-    shipped["cases"] = [case]
-    (tmp_path / "one.yaml").write_text(yaml.safe_dump(shipped))
+    one = shapes_subset(tmp_path / "one.yaml", ["right"], prompts=1)
     out = tmp_path / "run"
     specs = ",".join(f"{m}:{weights}" for m in METHODS)
-    assert run_main(run_main_cli, "--methods", specs, "--benchmark", tmp_path / "one.yaml", "--out", out,
-                    "--device", "cpu")[0] == 0
+    assert run_main(run_main_cli, "--methods", specs, "--benchmark", one, "--out", out, "--device", "cpu")[0] == 0
     records = {r["method"].removesuffix("-shapes"): r for r in read_results(out / "results.jsonl")}
     assert sorted(records) == sorted(METHODS)
     for name, r in records.items():

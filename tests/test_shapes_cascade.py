@@ -9,11 +9,12 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-from conftest import run_main
+from conftest import run_main, shapes_subset
 from eval.manifest import load_benchmark
 from eval.results import read_results
 from eval.run import main as run_main_cli
 from eval.shapes.make_benchmark import build
+from eval.shapes.world import parse_caption
 from eval.shapes.train_clip import CHECKPOINT
 from eval.video import read_video
 from vmc.backbones import SHAPES_DIR, resolve_backbone
@@ -48,10 +49,16 @@ def test_shapes_backbone_runs_its_three_stages():
     assert torch.isfinite(out["sr1"]).all()
 
 
-@pytest.mark.parametrize("split, name", [("test", "shapes"), ("dev", "shapes-dev")])
-def test_benchmark_is_reproducible_from_the_code(tmp_path, split, name):
+@pytest.mark.parametrize("split, name, targets", [("test", "shapes", 6), ("dev", "shapes-dev", 3)])
+def test_benchmark_is_reproducible_from_the_code(tmp_path, split, name, targets):
     shipped = load_benchmark(name)
-    assert len(shipped.cases) >= 6 and all(len(c.target_prompts) == 3 for c in shipped.cases)
+    assert len(shipped.cases) >= 6 and all(len(c.target_prompts) == targets for c in shipped.cases)
+    for case in shipped.cases:  # every target changes colour and background, and keeps the motion
+        ref = parse_caption(case.meta["reference_prompt"])
+        for prompt in case.target_prompts:
+            t = parse_caption(prompt)
+            assert t["motion"] == ref["motion"] and t["background"] != ref["background"]
+            assert t["objects"][0][0] != ref["objects"][0][0]
     notes = [c.meta["note"] for c in shipped.cases]
     assert sum("held out" in n for n in notes) >= 2 and sum("reversal" in n for n in notes) >= 2
     assert shipped.metrics["oracle"] == "shapes"
@@ -135,7 +142,8 @@ def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):
         meta[method].update(steps=2, inversion_steps=2)
     (fast / "cascade.json").write_text(json.dumps(meta))
     out = tmp_path / "run"
-    args = ["--methods", f"vmc:{fast},tav:{fast},t2v:{fast},inversion:{fast}", "--cases", "zigzag_left", "--out", out,
+    bench = shapes_subset(tmp_path / "zigzag.yaml", ["zigzag_left"], prompts=3)
+    args = ["--methods", f"vmc:{fast},tav:{fast},t2v:{fast},inversion:{fast}", "--benchmark", bench, "--out", out,
             "--device", "cpu"]
     assert run_main(run_main_cli, *args)[0] == 0
     records = read_results(out / "results.jsonl")

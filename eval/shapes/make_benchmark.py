@@ -3,10 +3,14 @@
 Write the `shapes` benchmark: benchmarks/shapes.yaml and its reference clips (benchmarks/shapes/*.mp4), all
 rendered from the scenes listed here, so the benchmark is reproducible from the code alone. Six reference
 motions: four the shapes cascade was trained on (one of them the time reversal of another trained motion)
-and two held out of its training (time reversals of trained ones), each with three target prompts that
-change colour, shape and background but keep the motion.
+and two held out of its training (time reversals of trained ones), each with six target prompts that
+change colour, shape and background but keep the motion. Six, not three, because confidence intervals count
+target prompts (seeds are replicates): the three added to each case in version 2 take the backgrounds the
+first three left out (other than the reference's own), then the first target's again, with colours not used
+yet in the case and the shapes other than the reference's in order (for `up_left`, two colours swapped so
+that no target is a prompt of `shapes-dev`).
 
-`--split dev` writes `shapes-dev` instead: the same six motions in other scenes with other targets. The
+`--split dev` writes `shapes-dev` instead: the same six motions in other scenes with three other targets each. The
 shapes backbone's adaptation settings (cascade.json) are chosen on it, so that `shapes` stays a test set.
 """
 
@@ -23,19 +27,25 @@ from eval.shapes.world import Object, Scene, render, with_appearance
 FRAMES, SIZE, FPS = 15, 64, 8.0
 CASES = [  # id, reference scene, (colour, shape, background) of each target, note
     ("right", Scene((Object("circle", "red", 0.18),), "black", "right", (0.5, 0.55)),
-     [("yellow", "star", "gray"), ("blue", "square", "striped"), ("white", "triangle", "navy")], "trained"),
+     [("yellow", "star", "gray"), ("blue", "square", "striped"), ("white", "triangle", "navy"),
+      ("green", "square", "beige"), ("purple", "triangle", "checkered"), ("orange", "star", "gray")], "trained"),
     ("fall", Scene((Object("square", "green", 0.17),), "beige", "fall", (0.45, 0.5)),
-     [("red", "circle", "black"), ("purple", "star", "gray"), ("yellow", "triangle", "checkered")], "trained"),
+     [("red", "circle", "black"), ("purple", "star", "gray"), ("yellow", "triangle", "checkered"),
+      ("blue", "circle", "striped"), ("white", "triangle", "navy"), ("orange", "star", "black")], "trained"),
     ("up_left", Scene((Object("triangle", "yellow", 0.18),), "navy", "up_left", (0.5, 0.5)),
-     [("white", "circle", "gray"), ("orange", "square", "black"), ("green", "star", "beige")], "trained"),
+     [("white", "circle", "gray"), ("orange", "square", "black"), ("green", "star", "beige"),
+      ("red", "circle", "striped"), ("purple", "square", "checkered"), ("blue", "star", "gray")], "trained"),
     ("shrink", Scene((Object("star", "orange", 0.18),), "gray", "shrink", (0.5, 0.5)),
-     [("blue", "circle", "beige"), ("white", "square", "checkered"), ("red", "triangle", "navy")],
+     [("blue", "circle", "beige"), ("white", "square", "checkered"), ("red", "triangle", "navy"),
+      ("green", "circle", "black"), ("yellow", "square", "striped"), ("purple", "triangle", "beige")],
      "trained; the time reversal of grow"),
     ("zigzag_left", Scene((Object("circle", "blue", 0.16),), "beige", "zigzag_left", (0.5, 0.5)),
-     [("red", "square", "gray"), ("yellow", "star", "navy"), ("green", "triangle", "black")],
+     [("red", "square", "gray"), ("yellow", "star", "navy"), ("green", "triangle", "black"),
+      ("white", "square", "striped"), ("purple", "triangle", "checkered"), ("orange", "star", "gray")],
      "held out of training; the time reversal of zigzag_right"),
     ("circle_ccw", Scene((Object("square", "white", 0.16),), "striped", "circle_ccw", (0.5, 0.5)),
-     [("orange", "circle", "navy"), ("purple", "triangle", "beige"), ("green", "star", "gray")],
+     [("orange", "circle", "navy"), ("purple", "triangle", "beige"), ("green", "star", "gray"),
+      ("red", "circle", "black"), ("blue", "triangle", "checkered"), ("yellow", "star", "navy")],
      "held out of training; the time reversal of circle_cw"),
 ]
 DEV_CASES = [  # the same motions in other scenes: where adaptation settings are tuned
@@ -55,11 +65,11 @@ DEV_CASES = [  # the same motions in other scenes: where adaptation settings are
      [("red", "square", "beige"), ("white", "triangle", "gray"), ("purple", "circle", "checkered")],
      "held out of training; the time reversal of circle_cw"),
 ]
-DESCRIPTION = "shapes world: 6 reference motions (2 held out of training) x 3 appearance changes"
+DESCRIPTION = "shapes world: 6 reference motions (2 held out of training) x {} appearance changes"
 SPLITS = {  # split: (benchmark name, scenes, what the manifest's first line calls it, its description)
-    "test": ("shapes", CASES, "The shapes benchmark: the default of `python -m eval.run`", DESCRIPTION),
-    "dev": ("shapes-dev", DEV_CASES, "The shapes benchmark's development split",
-            DESCRIPTION + "; the development split, where the shapes backbone's adaptation settings are tuned"),
+    "test": ("shapes", CASES, "The shapes benchmark: the default of `python -m eval.run`", DESCRIPTION.format(6)),
+    "dev": ("shapes-dev", DEV_CASES, "The shapes benchmark's development split", DESCRIPTION.format(3) +
+            "; the development split, where the shapes backbone's adaptation settings are tuned"),
 }
 HEADER = """# {title}. Generated by python -m eval.shapes.make_benchmark{flag}
 # (edit the scenes there, not here). Reference clips are rendered shapes-world scenes; meta.reference_prompt
