@@ -5,13 +5,13 @@ rendered from the scenes listed here, so the benchmark is reproducible from the 
 motions: four the shapes cascade was trained on (one of them the time reversal of another trained motion)
 and two held out of its training (time reversals of trained ones), each with six target prompts that
 change colour, shape and background but keep the motion. Six, not three, because confidence intervals count
-target prompts (seeds are replicates): the three added to each case in version 2 take the backgrounds the
-first three left out (other than the reference's own), then the first target's again, with colours not used
-yet in the case and the shapes other than the reference's in order (for `up_left`, two colours swapped so
-that no target is a prompt of `shapes-dev`).
+target prompts (seeds are replicates). The last three of each case were added later, by a rule: the
+backgrounds the first three left out (other than the reference's own), then the first target's again, with
+colours not used yet in the case and the shapes other than the reference's in order (for `up_left`, two
+colours swapped so that no target is a prompt of `shapes-dev`).
 
-`--split dev` writes `shapes-dev` instead: the same six motions in other scenes with three other targets each. The
-shapes backbone's adaptation settings (cascade.json) are chosen on it, so that `shapes` stays a test set.
+`--split dev` writes `shapes-dev` instead: the same six motions in other scenes with three other targets each.
+The shapes backbone's adaptation settings (cascade.json) are chosen on it, so that `shapes` stays a test set.
 """
 
 from __future__ import annotations
