@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+LOCAL_LAUNCH = "VMC_LOCAL_LAUNCH"  # set in the workers of launch_local
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -45,6 +47,8 @@ def barrier(info: DistInfo):
         try:
             torch.distributed.barrier()
         except RuntimeError:  # gloo: a peer closed the connection
+            if os.environ.get(LOCAL_LAUNCH):  # launch_local reports the worker that stopped first: one line, not two
+                raise SystemExit(2) from None
             raise UserError(f"rank {info.rank}: another worker process stopped (see its error); finished items "
                             "are kept: rerun the same command to resume") from None
 
@@ -65,7 +69,8 @@ def total_threads() -> int:
 
 def launch_local(jobs: int, module: str, argv: list[str]) -> int:
     """Run `python -m module argv` as `jobs` ranks on this machine, the CPU threads split between them, as
-    torchrun would; wait for all of them, and stop the others as soon as one fails. Returns the exit status."""
+    torchrun would; wait for all of them, and stop the others as soon as one fails. A worker that fails prints
+    its own error; one killed by a signal is reported here. Returns the exit status."""
     import socket
     import subprocess
     import sys
@@ -83,20 +88,27 @@ def launch_local(jobs: int, module: str, argv: list[str]) -> int:
     for rank in range(jobs):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(jobs), "LOCAL_RANK": str(rank % max(1, gpus)),
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads),
-               "VMC_INNER_BARS": "0"}  # one `items` bar per worker; the inner loops' bars would overwrite them
+               "VMC_INNER_BARS": "0", LOCAL_LAUNCH: "1"}  # one `items` bar per worker: inner bars would overwrite them
         procs.append(subprocess.Popen([sys.executable, "-m", module, *argv], env=env))
     try:
         while True:
             codes = [p.poll() for p in procs]
-            failed = [c for c in codes if c not in (None, 0)]
+            failed = [(rank, c) for rank, c in enumerate(codes) if c not in (None, 0)]
             if failed or all(c == 0 for c in codes):
                 break
             time.sleep(0.2)
     except KeyboardInterrupt:  # the workers got the same signal: let them save and exit
-        failed = [130]
+        failed = [(None, 130)]
     for p in procs:
         if p.poll() is None:
             p.terminate()
     for p in procs:
         p.wait()
-    return failed[0] if failed else 0
+    if not failed:
+        return 0
+    rank, code = next((f for f in failed if f[1] < 0), failed[0])  # a silent death first: nobody else reports it
+    if code < 0:  # killed by a signal (out of memory, kill -9): it could not say so itself
+        print(f"error: {module}: worker {rank} was killed by signal {-code}; finished items are kept: rerun the "
+              "same command to resume", file=sys.stderr)
+        return 128 - code
+    return code

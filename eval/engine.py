@@ -73,8 +73,9 @@ def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metri
         if old.get(key) != new.get(key):
             remedy = f", or score its videos again with python -m eval.rescore {path.parent}" \
                 if rescore and key == "metric_specs" else ""
-            raise UserError(f"{path}: this run was made with a different {key.replace('_', ' ')}; scores would not "
-                            f"be comparable — use another --out, or the same settings as before{remedy}")
+            what = {"benchmark": "another benchmark", "metric_specs": "other metric specs"}.get(key, f"another {key}")
+            raise UserError(f"{path}: this run was made with {what}; scores would not be comparable — use another "
+                            f"--out, or the same settings as before{remedy}")
 
 
 def write_run_json(out: Path, config: dict):
