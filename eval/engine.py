@@ -24,7 +24,8 @@ from eval import distributed
 from eval.errors import UserError
 from eval.manifest import Benchmark, Case
 from eval.methods import Method, slugify
-from eval.results import ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_summary
+from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
+                          write_summary)
 from eval.scoring import Scorer
 from eval.video import read_video, write_video
 
@@ -108,7 +109,7 @@ def merge_results(out: Path, order: list[str]):
             by_key.setdefault(r["key"], r)
     rank = {k: i for i, k in enumerate(order)}
     records = sorted(by_key.values(), key=lambda r: rank.get(r["key"], len(rank)))
-    atomic_write_text(out / "results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    write_results(out / "results.jsonl", records)
     for p in parts:
         p.unlink()
 

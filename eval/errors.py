@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -20,6 +22,14 @@ class ManifestError(UserError):
 
 class MetricUndefined(Exception):
     """A metric that has no value for this input (e.g. temporal consistency of one frame); recorded with its reason."""
+
+
+def read_json(path: Path, encoding: str = "utf-8"):
+    """A JSON file's content, or a UserError naming the file and where its JSON breaks."""
+    try:
+        return json.loads(Path(path).read_text(encoding=encoding))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
 
 
 def cli_main(fn):

@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from eval.cli_common import add_metric_args, build_scorer
 from eval.errors import UserError, cli_main
-from eval.results import ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_summary
+from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
+                          write_summary)
 from eval.rundir import load_run
 
 PARTIAL = "results.rescore.jsonl"
@@ -92,7 +93,7 @@ def main(argv=None):
     scorer = build_scorer(args, benchmark.metrics)
     records = rescore(args.run_dir, records, benchmark, scorer)
     # results first: if this is cut short here, the partial file stays and a rerun only writes again
-    atomic_write_text(args.run_dir / "results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    write_results(args.run_dir / "results.jsonl", records)
     config.update(metric_specs=scorer.specs(), metric_spec_ids=scorer.spec_ids(),
                   rescored=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     atomic_write_text(args.run_dir / "run.json", json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -68,13 +68,23 @@ class ResultsWriter:
 
     def append_many(self, records: list[dict]):
         """Append complete lines with one write() and one fsync."""
-        data = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records).encode()
+        data = _lines(records).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _lines(records: list[dict]) -> str:
+    """The results.jsonl text of `records`: one sorted-key JSON object a line."""
+    return "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records)
+
+
+def write_results(path: Path, records: list[dict]):
+    """Replace a results file with `records`, atomically."""
+    atomic_write_text(path, _lines(records))
 
 
 def atomic_write_text(path: Path, text: str):
@@ -110,9 +120,9 @@ def unit_ci95(values_by_unit: dict) -> tuple[float, float, float]:
     return mean, lo, hi
 
 
-def summarize(records: list[dict], methods_order: list[str] | None = None, unit: str = "prompt") -> pd.DataFrame:
-    """Long table: per method and metric, n videos, n units, the mean of the units' means with its 95% CI
-    (units: UNITS) and the std over videos; a metric measured under two different specs in one method is
+def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd.DataFrame:
+    """Long table: per method and metric, n videos, n units (target prompts), the mean of the units' means with
+    its 95% CI and the std over videos; a metric measured under two different specs in one method is
     split into one row per spec (never averaged together)."""
     rows = {}
     for r in records:
@@ -125,7 +135,7 @@ def summarize(records: list[dict], methods_order: list[str] | None = None, unit:
             if value is None:
                 entry["undefined"] += 1
             else:
-                entry["units"].setdefault(unit_of(r, unit), []).append(value)
+                entry["units"].setdefault(unit_of(r), []).append(value)
     out = []
     for (method, metric, sid), entry in rows.items():
         values = [v for vs in entry["units"].values() for v in vs]

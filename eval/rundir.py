@@ -6,10 +6,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from eval.errors import UserError
+from eval.errors import UserError, read_json
 from eval.results import read_results
 
 
@@ -19,10 +18,7 @@ def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     run_json = run_dir / "run.json"
     if not run_json.is_file():
         raise UserError(f"{run_dir}: not a run directory (no run.json); make one with python -m eval.run")
-    try:
-        config = json.loads(run_json.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{run_json}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    config = read_json(run_json)
     records = read_results(run_dir / "results.jsonl")
     if not records:
         raise UserError(f"{run_dir / 'results.jsonl'}: no scored videos yet")

@@ -37,10 +37,10 @@ def validity(records: list[dict], resamples: int = 1000, seed: int = 0) -> pd.Da
     for metric, oracle in PAIRS:
         kept = [r for r in records if r["metrics"].get(metric) is not None and r["metrics"].get(oracle) is not None]
         pairs = np.array([(r["metrics"][metric], r["metrics"][oracle]) for r in kept], dtype=float).reshape(-1, 2)
-        units = {}
+        by_unit = {}
         for i, r in enumerate(kept):
-            units.setdefault(unit_of(r), []).append(i)
-        units = [np.array(u) for u in units.values()]
+            by_unit.setdefault(unit_of(r), []).append(i)
+        units = [np.array(u) for u in by_unit.values()]
         rho = spearman(pairs[:, 0], pairs[:, 1])
         boot = [spearman(*pairs[np.concatenate([units[j] for j in rng.integers(0, len(units), len(units))])].T)
                 for _ in range(resamples)] if len(pairs) >= 3 else []

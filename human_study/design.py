@@ -10,7 +10,6 @@ beside — never inside — the `rater/` folder that is sent to raters or platfo
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -18,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.errors import UserError
+from eval.errors import UserError, read_json
 from eval.rundir import References, load_run, video_path
 from human_study.questions import ANCHORS, QUESTIONS
 
@@ -165,10 +164,7 @@ def load_study(study_dir: str | os.PathLike) -> tuple[dict, dict]:
         path = study_dir / name
         if not path.is_file():
             raise UserError(f"{study_dir}: not a study folder (no {name}); make one with python -m human_study export")
-        try:
-            out.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+        out.append(read_json(path))
     if out[0].get("study_id") != out[1].get("study_id"):
         raise UserError(f"{study_dir}: rater/study.json and key.json belong to different studies")
     return out[0], out[1]

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eval.errors import UserError
+from eval.errors import UserError, read_json
 from human_study.export.qualtrics import matrix_rows
 
 LONG_COLUMNS = ("rater_id", "item_id", "blind_id", "question", "score")
@@ -244,12 +244,8 @@ def ingest(paths: list[Path], study: dict) -> Collector:
     for path in map(Path, paths):
         if not path.is_file():
             raise UserError(f"{path}: no such answers file")
-        text = path.read_text(encoding="utf-8-sig")
         if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+            data = read_json(path, encoding="utf-8-sig")
             if isinstance(data, list):
                 ingest_labelstudio(c, path, data)
             elif isinstance(data, dict) and data.get("format") == "likert-study/answers":

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from eval.errors import UserError
+from eval.errors import UserError, read_json
 
 FORMAT = "vmc-suite adapter v1"
 
@@ -40,10 +40,7 @@ def read_adapter_info(folder: str | Path) -> dict:
     path = folder / "adapter.json"
     if not path.is_file() or not (folder / "adapter.safetensors").is_file():
         raise UserError(f"{folder}: not an adapter (needs adapter.json and adapter.safetensors)")
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e})") from None
+    info = read_json(path)
     if info.get("format") != FORMAT:
         raise UserError(f"{path}: unknown adapter format {info.get('format')!r}")
     return info

@@ -9,7 +9,6 @@ may span several videos; never one frame at a time.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from eval.errors import MetricUndefined, UserError
+from eval.errors import MetricUndefined, UserError, read_json
 
 RANDOM_WEIGHTS = "random"  # --clip-pretrained random: untrained weights, for benchmarks only
 
@@ -58,10 +57,7 @@ def load_open_clip(model: str, pretrained: str | None, device: torch.device, dty
         cfg_path = Path(model)
         if not cfg_path.is_file():
             raise UserError(f"{cfg_path}: no such open_clip model config")
-        try:
-            cfg = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as e:
-            raise UserError(f"{cfg_path}: not valid JSON ({e})") from None
+        cfg = read_json(cfg_path)
         if not isinstance(cfg, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
             raise UserError(f"{cfg_path}: not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)")
         open_clip.add_model_config(cfg_path)
