@@ -1,8 +1,10 @@
-"""Statistics of a human study: means with rater-bootstrap CIs, Friedman and Holm-corrected Wilcoxon tests,
+"""Statistics of a human study: means with two-way bootstrap CIs, Friedman and Holm-corrected Wilcoxon tests,
 Krippendorff's alpha, and the paper-style table.
 
-Raters are the unit of resampling and of the tests: ratings by one rater are not independent, so the CI resamples
-raters with replacement, and the tests compare per-rater mean scores (raters who rated every method).
+A claim such as "raters prefer A" is about other raters and other prompts alike, so the CI of a mean resamples
+both: raters (one rater's ratings are not independent) and target prompts (the seeds of one prompt are
+replicates of it, not new prompts). The tests compare per-rater mean scores (raters who rated every method), so
+they generalise over raters for these prompts.
 """
 
 from __future__ import annotations
@@ -16,30 +18,45 @@ N_BOOTSTRAP = 2000
 
 def method_means(df: pd.DataFrame, methods: list[str], questions: list[str], n_boot: int = N_BOOTSTRAP,
                  seed: int = 0) -> pd.DataFrame:
-    """Per method × question: mean, 95% percentile-bootstrap CI over raters, ratings and raters counted."""
+    """Per method × question: mean, 95% percentile-bootstrap CI, and the ratings, raters and prompts counted.
+
+    Each bootstrap replicate draws raters and prompts (case, target prompt) with replacement, independently, and
+    weights every rating by how often its rater times how often its prompt was drawn (the two-way bootstrap of
+    a crossed design)."""
     raters = sorted(df["rater_id"].unique())
+    units = sorted(set(zip(df["case"].astype(str), df["prompt"])))
     cells = [(m, q) for m in methods for q in questions]
     r_index = {r: i for i, r in enumerate(raters)}
+    u_index = {u: i for i, u in enumerate(units)}
     c_index = {c: j for j, c in enumerate(cells)}
-    sums = np.zeros((len(raters), len(cells)))
-    counts = np.zeros((len(raters), len(cells)))
-    for (r, m, q), g in df.groupby(["rater_id", "method", "question"]):
+    sums = np.zeros((len(raters), len(units), len(cells)))
+    counts = np.zeros_like(sums)
+    for (r, case, prompt, m, q), g in df.groupby(["rater_id", df["case"].astype(str), "prompt", "method",
+                                                  "question"]):
         if (m, q) in c_index:
-            sums[r_index[r], c_index[(m, q)]] = g["score"].sum()
-            counts[r_index[r], c_index[(m, q)]] = len(g)
+            at = r_index[r], u_index[(case, prompt)], c_index[(m, q)]
+            sums[at] = g["score"].sum()
+            counts[at] = len(g)
     rng = np.random.default_rng(seed)
-    weights = rng.multinomial(len(raters), np.full(len(raters), 1 / len(raters)), size=n_boot) if raters else \
-        np.zeros((n_boot, 0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = (weights @ sums) / (weights @ counts)
+    boot = np.full((n_boot, len(cells)), np.nan)
+    if raters:
+        w_raters = rng.multinomial(len(raters), np.full(len(raters), 1 / len(raters)), size=n_boot)
+        w_units = rng.multinomial(len(units), np.full(len(units), 1 / len(units)), size=n_boot)
+
+        def weighted(x):  # Σ_r Σ_u w_r · w_u · x[r, u] for every replicate → (n_boot, cells)
+            return np.einsum("bu,buc->bc", w_units, np.einsum("br,ruc->buc", w_raters, x))
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot = weighted(sums) / weighted(counts)
     rows = []
     for (m, q), j in c_index.items():
-        n = counts[:, j].sum()
+        n = counts[..., j].sum()
         valid = boot[:, j][np.isfinite(boot[:, j])]
-        rows.append({"method": m, "question": q, "mean": sums[:, j].sum() / n if n else float("nan"),
+        rows.append({"method": m, "question": q, "mean": sums[..., j].sum() / n if n else float("nan"),
                      "ci95_low": float(np.percentile(valid, 2.5)) if len(valid) else float("nan"),
                      "ci95_high": float(np.percentile(valid, 97.5)) if len(valid) else float("nan"),
-                     "n_ratings": int(n), "n_raters": int((counts[:, j] > 0).sum())})
+                     "n_ratings": int(n), "n_raters": int((counts[..., j].sum(axis=1) > 0).sum()),
+                     "n_prompts": int((counts[..., j].sum(axis=0) > 0).sum())})
     return pd.DataFrame(rows)
 
 
@@ -136,7 +153,7 @@ def paper_table(means: pd.DataFrame, methods: list[str], questions: list[str], l
         tex.append(" & ".join([tex_escape(m)] + [cell(m, q, lambda t: rf"\textbf{{{t}}}") for q in questions])
                    + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}"]
-    note = "Likert 1–5, mean [95% CI, bootstrap over raters]; best per column in bold."
+    note = "Likert 1–5, mean [95% CI, bootstrap over raters and prompts]; best per column in bold."
     return "\n".join(md) + f"\n\n{note}\n", "\n".join(tex) + f"\n% {note}\n"
 
 

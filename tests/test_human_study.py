@@ -265,6 +265,26 @@ def test_simulated_raters_every_format_round_trips_to_the_same_table(study, simu
     assert r"\textbf{" in tex and r"\begin{tabular}" in tex
 
 
+def test_mean_ci_resamples_raters_and_prompts():
+    """Additive scores (rater bias + prompt effect, every rater rating every prompt's two seeds) make each
+    two-way replicate's mean exactly mean_w(rater bias) + mean_w(prompt effect), whose spread has a closed form:
+    sqrt(pvar(bias)/R + pvar(effect)/U). A rater-only bootstrap would give sqrt(pvar(bias)/R), a third of it."""
+    from human_study.stats import method_means
+
+    rng = np.random.default_rng(7)
+    n_raters, n_prompts = 40, 25
+    bias, effect = rng.normal(0, 0.5, n_raters), rng.normal(0, 1.0, n_prompts)
+    df = pd.DataFrame([{"rater_id": f"r{r}", "case": f"c{u % 5}", "prompt": f"p{u}", "seed": seed,
+                        "method": "vmc", "question": "motion", "score": 3 + bias[r] + effect[u]}
+                       for r in range(n_raters) for u in range(n_prompts) for seed in (0, 1)])
+    row = method_means(df, ["vmc"], ["motion"], n_boot=4000, seed=3).iloc[0]
+    sd = np.sqrt(bias.var() / n_raters + effect.var() / n_prompts)
+    assert row["mean"] == pytest.approx(3 + bias.mean() + effect.mean())
+    assert (row["ci95_high"] - row["ci95_low"]) / (2 * 1.96) == pytest.approx(sd, rel=0.1)
+    assert row["ci95_low"] < row["mean"] < row["ci95_high"]
+    assert (row["n_ratings"], row["n_raters"], row["n_prompts"]) == (n_raters * n_prompts * 2, n_raters, n_prompts)
+
+
 def test_krippendorff_alpha_matches_published_examples():
     """Krippendorff (2011), 'Computing Krippendorff's Alpha-Reliability': the 4 observers × 12 units example
     (nominal .743, ordinal .815, interval .849) and the 2 × 10 binary example (nominal .095)."""

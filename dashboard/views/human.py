@@ -20,7 +20,7 @@ def render(runs, studies):
     if table.empty:
         st.warning(f"{folder}/table.csv is empty.")
         return
-    st.subheader("Mean score (Likert 1–5) with 95% CI, bootstrap over raters")
+    st.subheader("Mean score (Likert 1–5) with 95% CI, bootstrap over raters and prompts")
     wide = table.pivot(index="method", columns="question", values="mean")
     st.dataframe(wide, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.2f")
                                                        for c in wide.columns})
