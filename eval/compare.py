@@ -1,11 +1,13 @@
-"""python -m eval.compare RUN_DIR --methods vmc,t2v [--metrics oracle_motion,text_alignment] [--unit prompt]
+"""python -m eval.compare RUN_DIR --methods vmc,t2v[,tav,...] [--metrics oracle_motion,text_alignment] [--unit prompt]
 
-Paired comparison of two methods of one run: for every metric, the mean difference A − B over the videos both
+Paired comparison of methods of one run: for every metric, the mean difference A − B over the videos both
 methods made (same case, prompt and seed), with the Student-t 95% confidence interval over units (by default
 target prompts: the differences of a prompt's seeds are averaged first, since seeds are replicates, not new
-items), n videos, n units, and whether the interval excludes zero. Pairing removes the between-item variance
-that unpaired CIs in summary.csv carry, so this is the test to quote for "A beats B". Writes
-RUN_DIR/compare_<A>_vs_<B>.csv and prints the table.
+items), n videos, n units and the paired t-test's p. Pairing removes the between-item variance that unpaired
+CIs in summary.csv carry, so this is the test to quote for "A beats B". With more than two methods the first
+is compared with each of the others, and `p_holm` corrects each metric's p values for those several
+comparisons (Holm); `significant` is p_holm < 0.05, which for two methods is the interval excluding zero.
+Writes RUN_DIR/compare_<A>_vs_<B>[+<C>...].csv and prints the table.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from eval.errors import UserError, cli_main
 from eval.results import UNITS, atomic_write_text, read_results, unit_ci95, unit_of
 
+ALPHA = 0.05
+
 
 def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None,
            unit: str = "prompt") -> pd.DataFrame:
+    """One row per metric: A − B over the videos both made, its interval over units and the t-test's p."""
     by = {}
     for r in records:
         by.setdefault(r["method"], {})[unit_of(r, "video")] = r
@@ -41,29 +48,66 @@ def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None
         mean, lo, hi = unit_ci95(diffs) if diffs else (float("nan"),) * 3
         rows.append({"metric": metric, "a": a, "b": b, "unit": unit, "n": sum(map(len, diffs.values())),
                      "n_units": len(diffs), "mean_diff": mean, "ci95_low": lo, "ci95_high": hi,
-                     "significant": bool(diffs) and (lo > 0 or hi < 0)})
-    return pd.DataFrame(rows)
+                     "p": t_test_p([float(np.mean(v)) for v in diffs.values()])})
+    table = pd.DataFrame(rows)
+    table["p_holm"] = table["p"]
+    table["significant"] = table["p"] < ALPHA
+    return table
+
+
+def t_test_p(unit_means: list[float]) -> float:
+    """Two-sided one-sample t-test of mean zero over the units (NaN below two units; a difference the same in
+    every unit gives 0, or 1 when it is zero, as its degenerate interval does)."""
+    x = np.asarray(unit_means, dtype=np.float64)
+    if len(x) < 2:
+        return float("nan")
+    sd = x.std(ddof=1)
+    if sd == 0:
+        return 0.0 if x.mean() != 0 else 1.0
+    return float(2 * stats.t.sf(abs(x.mean()) / (sd / np.sqrt(len(x))), len(x) - 1))
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p values; NaN stays NaN and does not count as a comparison."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full(len(p), np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+def compare(records: list[dict], first: str, others: list[str], metrics: list[str] | None = None,
+            unit: str = "prompt") -> pd.DataFrame:
+    """`first` against each of `others` (`paired`), with each metric's p values Holm-corrected over them."""
+    table = pd.concat([paired(records, first, b, metrics, unit) for b in others], ignore_index=True)
+    table["p_holm"] = table.groupby("metric", sort=False)["p"].transform(lambda p: holm(p.to_numpy()))
+    table["significant"] = table["p_holm"] < ALPHA
+    return table
 
 
 @cli_main
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m eval.compare", description=__doc__.split("\n\n")[1])
     p.add_argument("run", type=Path)
-    p.add_argument("--methods", required=True, help="A,B: the two method labels to compare (A − B)")
+    p.add_argument("--methods", required=True,
+                   help="A,B[,C...]: method labels; A is compared with each of the others (A − B, A − C, ...)")
     p.add_argument("--metrics", default=None, help="comma-separated (default: every metric in the run)")
     p.add_argument("--unit", choices=list(UNITS), default="prompt",
                    help="what the interval counts as one observation: " +
                         "; ".join(f"{k}: {v}" for k, v in UNITS.items()) + " (default: prompt)")
     args = p.parse_args(argv)
-    pair = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if len(pair) != 2:
-        raise UserError(f"--methods takes exactly two labels, got '{args.methods}'")
+    labels = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if len(labels) < 2 or len(set(labels)) != len(labels):
+        raise UserError(f"--methods takes two or more different labels, got '{args.methods}'")
     path = args.run / "results.jsonl"
     if not path.is_file():
         raise UserError(f"{path}: no such file (give a run directory written by eval.run)")
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    table = paired(read_results(path), *pair, metrics, args.unit)
-    out = args.run / f"compare_{pair[0]}_vs_{pair[1]}.csv"
+    table = compare(read_results(path), labels[0], labels[1:], metrics, args.unit)
+    out = args.run / f"compare_{labels[0]}_vs_{'+'.join(labels[1:])}.csv"
     atomic_write_text(out, table.to_csv(index=False, float_format="%.6g"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nwritten to {out}")

@@ -1,8 +1,9 @@
-"""eval.compare: the paired difference of two methods against scipy's paired t statistics."""
+"""eval.compare: paired differences of methods against scipy's paired t statistics, Holm by hand."""
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -30,7 +31,8 @@ def test_paired_difference_matches_scipy():
     half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
     assert row["n"] == 25 and row["mean_diff"] == pytest.approx(d.mean())
     assert (row["ci95_low"], row["ci95_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
-    assert row["significant"] and stats.ttest_rel(a, b).pvalue < 0.05
+    assert row["p"] == pytest.approx(stats.ttest_rel(a, b).pvalue) and row["p_holm"] == row["p"]
+    assert row["significant"] and row["p"] < 0.05
 
 
 def test_cli_writes_the_table_and_rejects_unknown_methods(tmp_path, capsys):
@@ -40,6 +42,41 @@ def test_cli_writes_the_table_and_rejects_unknown_methods(tmp_path, capsys):
     assert (tmp_path / "compare_vmc_vs_t2v.csv").is_file()
     code, _, err = run_main(main, tmp_path, "--methods", "vmc,tav", capsys=capsys)
     assert code == 2 and "method 'tav' is not in this run" in err
+    for bad in ("vmc", "vmc,vmc"):
+        code, _, err = run_main(main, tmp_path, "--methods", bad, capsys=capsys)
+        assert code == 2 and "two or more different labels" in err
+
+
+def test_several_methods_are_holm_corrected_per_metric(tmp_path, capsys):
+    """vmc against tav (a small gain) and t2v (a large one) on two metrics: each p is scipy's one-sample t-test
+    over the prompts' mean differences, and Holm's correction of each metric's pair is worked out by hand."""
+    rng = np.random.default_rng(5)
+    records = []
+    for p in range(10):
+        level = rng.random()
+        for seed in range(2):
+            for method, shift in (("vmc", 0.0), ("tav", -0.03), ("t2v", -0.3)):
+                metrics = {m: level + shift * k + rng.normal(0, 0.1) for k, m in ((1, "m1"), (2, "m2"))}
+                records.append({"method": method, "case": f"c{p % 5}", "prompt": f"p{p}", "seed": seed,
+                                "metrics": metrics, "spec_ids": {"m1": "s", "m2": "s"}})
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert run_main(main, tmp_path, "--methods", "vmc,tav,t2v", capsys=capsys)[0] == 0
+    table = pd.read_csv(tmp_path / "compare_vmc_vs_tav+t2v.csv")
+    assert len(table) == 4 and set(table["b"]) == {"tav", "t2v"}
+    value = {(r["method"], r["prompt"], r["seed"], m): v for r in records for m, v in r["metrics"].items()}
+    for metric in ("m1", "m2"):
+        rows = table[table["metric"] == metric].set_index("b")
+        p = {}
+        for b in ("tav", "t2v"):
+            d = [np.mean([value["vmc", f"p{i}", s, metric] - value[b, f"p{i}", s, metric] for s in range(2)])
+                 for i in range(10)]
+            p[b] = stats.ttest_1samp(d, 0).pvalue
+            assert rows.loc[b, "p"] == pytest.approx(p[b], rel=1e-4)
+        low, high = sorted(p, key=p.get)
+        assert rows.loc[low, "p_holm"] == pytest.approx(min(1, 2 * p[low]), rel=1e-4)
+        assert rows.loc[high, "p_holm"] == pytest.approx(min(1, max(2 * p[low], p[high])), rel=1e-4)
+        assert list(rows["significant"]) == list(rows["p_holm"] < 0.05)
+    assert table.query("b == 't2v'")["significant"].all()
 
 
 def _replicated(rng, prompts=8, seeds=3):
