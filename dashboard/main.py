@@ -10,10 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.data import find_human_studies, find_runs
-from dashboard.views import charts, drilldown, gallery, human, leaderboard
+from dashboard.views import charts, drilldown, gallery, human, leaderboard, paired
 
-PAGES = {"Leaderboard": leaderboard.render, "Charts": charts.render, "Gallery": gallery.render,
-         "Drill-down": drilldown.render, "Human study": human.render}
+PAGES = {"Leaderboard": leaderboard.render, "Charts": charts.render, "Paired": paired.render,
+         "Gallery": gallery.render, "Drill-down": drilldown.render, "Human study": human.render}
 
 
 def runs_root() -> Path:

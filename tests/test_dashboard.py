@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import CHROMIUM, REPO, run_cli
 from tests.fixture_runs import make_run
 
-PAGES = ["Leaderboard", "Charts", "Gallery", "Drill-down", "Human study"]
+PAGES = ["Leaderboard", "Charts", "Paired", "Gallery", "Drill-down", "Human study"]
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +114,25 @@ def test_leaderboard_equals_summary_csv(runs_root):
     assert checked == 3 * 6
     for _, row in human.iterrows():  # human-study columns, found inside the run
         assert shown.loc[row["method"], f"human.{row['question']}"] == pytest.approx(row["mean"])
+
+
+def test_paired_page_equals_eval_compare(runs_root, tmp_path):
+    """The page's table is eval.compare's CSV for the same run, methods and unit."""
+    shutil.copy(runs_root / "alpha" / "results.jsonl", tmp_path / "results.jsonl")
+    run_cli("-m", "eval.compare", tmp_path, "--methods", "tav,vmc,t2v", "--unit", "case")
+    expected = pd.read_csv(tmp_path / "compare_tav_vs_vmc+t2v.csv")
+    at = app(runs_root, ["alpha"], "Paired")
+    at.selectbox[0].set_value("tav").run()
+    at.multiselect[0].set_value(["vmc", "t2v"]).run()
+    at.radio[0].set_value("case").run()
+    assert not at.exception
+    shown = at.dataframe[0].value.sort_values(["metric", "b"]).reset_index(drop=True)
+    expected = expected[expected["n"] > 0].sort_values(["metric", "b"]).reset_index(drop=True)
+    assert list(shown["metric"] + shown["b"]) == list(expected["metric"] + expected["b"]) and len(shown) > 3
+    for column in ("n", "n_units", "mean_diff", "ci95_low", "ci95_high", "p", "p_holm"):
+        assert shown[column].to_numpy(float) == pytest.approx(expected[column].to_numpy(float), rel=1e-5,
+                                                              nan_ok=True), column
+    assert list(shown["significant"]) == list(expected["significant"])
 
 
 def test_gallery_filters_change_what_is_shown(runs_root):

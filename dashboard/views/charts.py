@@ -44,7 +44,7 @@ def render(runs, studies):
     bars = base.mark_bar().encode(y=alt.Y("mean:Q", title=metric), tooltip=["label", "mean", "ci95_low", "ci95_high", "n"])
     errors = base.mark_rule(strokeWidth=2).encode(y="ci95_low:Q", y2="ci95_high:Q")
     st.altair_chart(bars + errors, width="stretch")
-    st.caption("Bars: mean; lines: 95% CI (Student t over videos).")
+    st.caption("Bars: mean; lines: 95% CI (Student t over target prompts, each the mean of its seeds).")
 
     if len(metrics) >= 3:
         st.subheader("Across metrics")

@@ -1,0 +1,71 @@
+"""Paired differences between the methods of one run, as `python -m eval.compare` computes them: A − B per
+metric over the videos both made, the 95% CI over units, the t-test's p and Holm's correction over the
+comparisons. The leaderboard's unpaired intervals carry the between-prompt spread; these do not."""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard.data import load_records, metric_sort_key
+from dashboard.views.charts import LOWER_IS_BETTER
+from eval.compare import compare
+from eval.results import UNITS
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def as_records(flat: pd.DataFrame) -> list[dict]:
+    """The dashboard's flat records back in results.jsonl's shape (what eval.compare reads)."""
+    metrics = [c[len("metric."):] for c in flat.columns if c.startswith("metric.")]
+    return [{"method": row["method"], "case": row["case"], "prompt": row["prompt"], "seed": row["seed"],
+             "reference": row["reference"],
+             "metrics": {m: row[f"metric.{m}"] for m in metrics if _present(row[f"metric.{m}"])},
+             "spec_ids": {m: row[f"spec.{m}"] for m in metrics if _present(row.get(f"spec.{m}"))}}
+            for row in flat.to_dict("records")]
+
+
+def render(runs, studies):
+    if not runs:
+        return
+    run = runs[0] if len(runs) == 1 else next(r for r in runs if r.name == st.selectbox(
+        "Run", [r.name for r in runs], help="paired comparisons are within one run"))
+    flat, _ = load_records(run.path)
+    methods = list(dict.fromkeys(flat["method"])) if len(flat) else []
+    if len(methods) < 2:
+        st.info(f"Run `{run.name}` has fewer than two methods: nothing to pair.")
+        return
+    a = st.selectbox("Method A", methods)
+    others = st.multiselect("Against", [m for m in methods if m != a], default=[m for m in methods if m != a])
+    unit = st.radio("Unit", list(UNITS), horizontal=True, help="; ".join(f"{k}: {v}" for k, v in UNITS.items()))
+    if not others:
+        st.info("Pick at least one method to compare with.")
+        return
+    records = as_records(flat)
+    metrics = sorted({m for r in records for m in r["metrics"]}, key=metric_sort_key)
+    table = compare(records, a, others, metrics, unit)
+    table = table[table["n"] > 0]
+    st.dataframe(table, width="stretch", hide_index=True,
+                 column_config={**{c: st.column_config.NumberColumn(format="%.4f")
+                                   for c in ("mean_diff", "ci95_low", "ci95_high")},
+                                **{c: st.column_config.NumberColumn(format="%.2e") for c in ("p", "p_holm")}})
+    st.caption(f"A − B over the videos both methods made (same case, prompt and seed); 95% CI and paired "
+               f"t-test over {unit} units; p_holm: each metric's p adjusted over the {len(others)} comparison(s) "
+               f"(Holm); significant: p_holm < 0.05. Lower is better for "
+               f"{', '.join(sorted(LOWER_IS_BETTER))}.")
+    st.download_button("CSV", table.to_csv(index=False), file_name=f"compare_{a}_vs_{'+'.join(others)}.csv",
+                       mime="text/csv")
+    metric = st.selectbox("Metric", list(dict.fromkeys(table["metric"])))
+    sel = table[table["metric"] == metric]
+    base = alt.Chart(sel).encode(y=alt.Y("b:N", title=f"{a} −"))
+    chart = (base.mark_rule(strokeWidth=2).encode(x=alt.X("ci95_low:Q", title=f"{metric}: A − B"), x2="ci95_high:Q")
+             + base.mark_point(filled=True, size=80).encode(x="mean_diff:Q", color="significant:N",
+                                                             tooltip=["b", "mean_diff", "ci95_low", "ci95_high",
+                                                                      "p", "p_holm"])
+             + alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q"))
+    st.altair_chart(chart, width="stretch")
