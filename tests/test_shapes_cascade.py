@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from safetensors import safe_open
+from statsmodels.stats.proportion import proportion_confint
 
 from conftest import run_main, shapes_subset
 from eval.manifest import load_benchmark
@@ -196,10 +197,20 @@ def test_evaluate_reports_the_appearance_after_each_stage(tmp_path, capsys):
     assert report["stage_appearance"]["sr1"] == pytest.approx(report["oracle_appearance"])
     assert "motion recognised after each stage: keyframes" in stdout
     assert report["stage_motion_recognised"]["sr1"] == pytest.approx(report["motion_recognised"])
+    recognised = sum(row["motion_recognised"] for row in report["rows"])
+    assert report["motion_recognised_ci95"] == pytest.approx(proportion_confint(recognised, 2, method="wilson"))
+    assert "95% Wilson interval" in stdout
     for row in report["rows"]:
         assert row["oracle_appearance"] == row["stage_appearance"]["sr1"]
         assert all(0 <= v <= 1 for v in row["stage_appearance"].values())
         assert row["motion_recognised"] == row["stage_motion_recognised"]["sr1"]
+
+
+@pytest.mark.parametrize("k,n", [(23, 36), (0, 36), (36, 36), (7, 10)])
+def test_wilson_interval_matches_statsmodels(k, n):
+    from vmc.shapes.evaluate import wilson95
+
+    assert wilson95(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"))
 
 
 @needs_weights
