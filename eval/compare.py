@@ -7,7 +7,8 @@ items), n videos, n units and the paired t-test's p. Pairing removes the between
 CIs in summary.csv carry, so this is the test to quote for "A beats B". With more than two methods the first
 is compared with each of the others, and `p_holm` corrects each metric's p values for those several
 comparisons (Holm); `significant` is p_holm < 0.05, which for two methods is the interval excluding zero.
-Writes RUN_DIR/compare_<A>_vs_<B>[+<C>...].csv and prints the table.
+`--by-case` gives a row per case instead, corrected over all cases and comparisons. Writes
+RUN_DIR/compare_<A>_vs_<B>[+<C>...][_by_case].csv and prints the table.
 """
 
 from __future__ import annotations
@@ -80,9 +81,33 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 
 def compare(records: list[dict], first: str, others: list[str], metrics: list[str] | None = None,
-            unit: str = "prompt") -> pd.DataFrame:
-    """`first` against each of `others` (`paired`), with each metric's p values Holm-corrected over them."""
-    table = pd.concat([paired(records, first, b, metrics, unit) for b in others], ignore_index=True)
+            unit: str = "prompt", by_case: bool = False) -> pd.DataFrame:
+    """`first` against each of `others` (`paired`), with each metric's p values Holm-corrected over them; with
+    `by_case`, one row per case as well (a `case` column), corrected over every case and comparison."""
+    if not by_case:
+        groups = {None: records}
+    elif unit == "case":
+        raise UserError("--by-case pairs within each case: use --unit prompt or video with it")
+    else:
+        present = {r["method"] for r in records}
+        for m in (first, *others):
+            if m not in present:
+                raise UserError(f"method '{m}' is not in this run (methods: {', '.join(sorted(present))})")
+        groups = {}
+        for r in records:
+            groups.setdefault(unit_of(r, "case")[0], []).append(r)
+    names = metrics or sorted({k for r in records for k in r["metrics"]})
+    parts = []
+    for case, group in groups.items():
+        methods = {r["method"] for r in group}
+        for b in others:
+            if by_case and not {first, b} <= methods:
+                continue  # the case has no videos of one of the two
+            part = paired(group, first, b, names, unit)
+            parts.append(part if case is None else part.assign(case=case))
+    table = pd.concat(parts, ignore_index=True)
+    if by_case:
+        table = table[["case", *[c for c in table.columns if c != "case"]]]
     table["p_holm"] = table.groupby("metric", sort=False)["p"].transform(lambda p: holm(p.to_numpy()))
     table["significant"] = table["p_holm"] < ALPHA
     return table
@@ -95,6 +120,9 @@ def main(argv=None):
     p.add_argument("--methods", required=True,
                    help="A,B[,C...]: method labels; A is compared with each of the others (A − B, A − C, ...)")
     p.add_argument("--metrics", default=None, help="comma-separated (default: every metric in the run)")
+    p.add_argument("--by-case", action="store_true",
+                   help="one row per case and comparison (the interval and test within the case), Holm-corrected "
+                        "over all of them, to see where A wins or loses")
     p.add_argument("--unit", choices=list(UNITS), default="prompt",
                    help="what the interval counts as one observation: " +
                         "; ".join(f"{k}: {v}" for k, v in UNITS.items()) + " (default: prompt)")
@@ -106,8 +134,8 @@ def main(argv=None):
     if not path.is_file():
         raise UserError(f"{path}: no such file (give a run directory written by eval.run)")
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    table = compare(read_results(path), labels[0], labels[1:], metrics, args.unit)
-    out = args.run / f"compare_{labels[0]}_vs_{'+'.join(labels[1:])}.csv"
+    table = compare(read_results(path), labels[0], labels[1:], metrics, args.unit, args.by_case)
+    out = args.run / f"compare_{labels[0]}_vs_{'+'.join(labels[1:])}{'_by_case' if args.by_case else ''}.csv"
     atomic_write_text(out, table.to_csv(index=False, float_format="%.6g"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nwritten to {out}")

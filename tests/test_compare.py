@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from conftest import run_main
-from eval.compare import main, paired
+from eval.compare import compare, main, paired
 
 
 def _records(rng, n=25):
@@ -133,3 +133,30 @@ def test_scored_folders_pair_by_reference_and_prompt():
     assert (row["n"], row["n_units"]) == (6, 6)
     assert (row["ci95_low"], row["ci95_high"]) == pytest.approx(_t_interval(d))
     assert paired(records, "a", "b", ["oracle_motion"], unit="case").iloc[0]["n_units"] == 3
+
+
+def _holm_by_hand(p):
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def test_by_case_pairs_within_each_case_and_corrects_over_cases(tmp_path, capsys):
+    records = _replicated(np.random.default_rng(6))
+    table = compare(records, "vmc", ["t2v"], ["oracle_motion"], "prompt", by_case=True)
+    assert list(table["case"]) == ["c0", "c1", "c2", "c3"] and (table["n_units"] == 2).all()
+    p = []
+    for _, row in table.iterrows():
+        alone = paired([r for r in records if r["case"] == row["case"]], "vmc", "t2v", ["oracle_motion"]).iloc[0]
+        expected = (6, alone["mean_diff"], alone["ci95_low"])
+        assert (row["n"], row["mean_diff"], row["ci95_low"]) == pytest.approx(expected)
+        p.append(alone["p"])
+    assert list(table["p_holm"]) == pytest.approx(_holm_by_hand(p))
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert run_main(main, tmp_path, "--methods", "vmc,t2v", "--by-case", capsys=capsys)[0] == 0
+    assert len(pd.read_csv(tmp_path / "compare_vmc_vs_t2v_by_case.csv")) == 4
+    code, _, err = run_main(main, tmp_path, "--methods", "vmc,t2v", "--by-case", "--unit", "case", capsys=capsys)
+    assert code == 2 and "--by-case pairs within each case" in err

@@ -134,6 +134,18 @@ def test_paired_page_equals_eval_compare(runs_root, tmp_path):
                                                               nan_ok=True), column
     assert list(shown["significant"]) == list(expected["significant"])
 
+    run_cli("-m", "eval.compare", tmp_path, "--methods", "tav,vmc,t2v", "--by-case")
+    expected = pd.read_csv(tmp_path / "compare_tav_vs_vmc+t2v_by_case.csv")
+    at.toggle[0].set_value(True).run()
+    at.radio[0].set_value("prompt").run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    key = ["metric", "case", "b"]
+    shown = shown.sort_values(key).reset_index(drop=True)
+    expected = expected[expected["n"] > 0].sort_values(key).reset_index(drop=True)
+    assert shown[key].equals(expected[key]) and expected["case"].nunique() > 1
+    assert shown["p_holm"].to_numpy(float) == pytest.approx(expected["p_holm"].to_numpy(float), rel=1e-5, nan_ok=True)
+
 
 def test_gallery_filters_change_what_is_shown(runs_root):
     at = app(runs_root, ["alpha"], "Gallery")

@@ -42,30 +42,33 @@ def render(runs, studies):
         return
     a = st.selectbox("Method A", methods)
     others = st.multiselect("Against", [m for m in methods if m != a], default=[m for m in methods if m != a])
-    unit = st.radio("Unit", list(UNITS), horizontal=True, help="; ".join(f"{k}: {v}" for k, v in UNITS.items()))
+    by_case = st.toggle("Per case", help="a row per case and comparison, Holm-corrected over all of them")
+    units = [u for u in UNITS if not (by_case and u == "case")]
+    unit = st.radio("Unit", units, horizontal=True, help="; ".join(f"{k}: {UNITS[k]}" for k in units))
     if not others:
         st.info("Pick at least one method to compare with.")
         return
     records = as_records(flat)
     metrics = sorted({m for r in records for m in r["metrics"]}, key=metric_sort_key)
-    table = compare(records, a, others, metrics, unit)
+    table = compare(records, a, others, metrics, unit, by_case)
     table = table[table["n"] > 0]
     st.dataframe(table, width="stretch", hide_index=True,
                  column_config={**{c: st.column_config.NumberColumn(format="%.4f")
                                    for c in ("mean_diff", "ci95_low", "ci95_high")},
                                 **{c: st.column_config.NumberColumn(format="%.2e") for c in ("p", "p_holm")}})
+    family = f"{len(others)} comparison(s)" + (" × the cases" if by_case else "")
     st.caption(f"A − B over the videos both methods made (same case, prompt and seed); 95% CI and paired "
-               f"t-test over {unit} units; p_holm: each metric's p adjusted over the {len(others)} comparison(s) "
-               f"(Holm); significant: p_holm < 0.05. Lower is better for "
-               f"{', '.join(sorted(LOWER_IS_BETTER))}.")
-    st.download_button("CSV", table.to_csv(index=False), file_name=f"compare_{a}_vs_{'+'.join(others)}.csv",
-                       mime="text/csv")
+               f"t-test over {unit} units; p_holm: each metric's p adjusted over the {family} (Holm); "
+               f"significant: p_holm < 0.05. Lower is better for {', '.join(sorted(LOWER_IS_BETTER))}.")
+    st.download_button("CSV", table.to_csv(index=False), mime="text/csv",
+                       file_name=f"compare_{a}_vs_{'+'.join(others)}{'_by_case' if by_case else ''}.csv")
     metric = st.selectbox("Metric", list(dict.fromkeys(table["metric"])))
-    sel = table[table["metric"] == metric]
-    base = alt.Chart(sel).encode(y=alt.Y("b:N", title=f"{a} −"))
+    sel = table[table["metric"] == metric].assign(
+        row=lambda t: (t["case"] + " · " + t["b"]) if by_case else t["b"])
+    base = alt.Chart(sel).encode(y=alt.Y("row:N", title=f"{a} −", sort=None))
     chart = (base.mark_rule(strokeWidth=2).encode(x=alt.X("ci95_low:Q", title=f"{metric}: A − B"), x2="ci95_high:Q")
              + base.mark_point(filled=True, size=80).encode(x="mean_diff:Q", color="significant:N",
-                                                             tooltip=["b", "mean_diff", "ci95_low", "ci95_high",
+                                                             tooltip=["row", "mean_diff", "ci95_low", "ci95_high",
                                                                       "p", "p_holm"])
              + alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q"))
     st.altair_chart(chart, width="stretch")
