@@ -172,9 +172,13 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
         print(f"\n{benchmark.name}: {len(records)} scored videos in {out}\n")
         shown = summary[summary.method.isin([m.label for m in methods])]
         print(format_table(shown))
+        print("(mean ± half the 95% CI over target prompts)")
         facts = [m for m in dict.fromkeys(shown.metric) if m.startswith("protocol.")]
         if facts:
             print("\nfair-protocol report (means over items):\n" + format_table(shown, facts))
+        labels = list(dict.fromkeys(shown.method))
+        if len(labels) > 1:
+            print(f"\npaired differences and tests: python -m eval.compare {out} --methods {','.join(labels)}")
     return out
 
 

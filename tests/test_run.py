@@ -65,6 +65,7 @@ def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
     assert (row.n, row.n_units, row["mean"], row.ci95_low, row.ci95_high) == \
         pytest.approx((6, 3, mean, lo, hi), rel=1e-5)
     assert "text_alignment" in proc.stdout and "precomputed-pre" in proc.stdout
+    assert f"python -m eval.compare {out} --methods reference,precomputed-pre" in proc.stdout
     again = run_cli("-m", "eval.run", "--methods", f"reference,precomputed:{pre}", "--benchmark", bench,
                     "--out", out, "--seeds", "0,1")
     assert "0/0" not in again.stderr and len(read_results(out / "results.jsonl")) == 12  # all skipped
