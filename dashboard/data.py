@@ -136,7 +136,7 @@ def _find_human_studies(paths: tuple[str, ...]) -> list[str]:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _human(folder: str, mtime: float) -> dict:
     out = {}
-    for name in ("table", "exclusions", "agreement", "tests", "answers"):
+    for name in ("table", "exclusions", "agreement", "tests", "differences", "answers"):
         path = Path(folder) / f"{name}.csv"
         out[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
     return out

@@ -23,7 +23,8 @@ from human_study.exclusion import Rules, apply_exclusions
 from human_study.export import FORMATS
 from human_study.ingest import ingest
 from human_study.questions import LABELS
-from human_study.stats import N_BOOTSTRAP, agreement, method_means, paper_table, significance
+from human_study.stats import (N_BOOTSTRAP, agreement, method_differences, method_means, paper_table,
+                               significance)
 
 
 def parse_args(argv):
@@ -50,7 +51,8 @@ def parse_args(argv):
     a.add_argument("--study", type=Path, required=True, help="study folder written by export")
     a.add_argument("--answers", type=Path, nargs="+", required=True, help="answer files (any supported format)")
     a.add_argument("--out", type=Path, required=True, help="output folder")
-    a.add_argument("--against", help="method the Wilcoxon tests compare with (default: the study's first method)")
+    a.add_argument("--against", help="method the Wilcoxon tests and the differences compare with (default: the "
+                                     "study's first method)")
     a.add_argument("--max-failed-checks", type=int, default=0, help="attention checks a rater may fail (default 0)")
     a.add_argument("--straightline-min", type=int, default=8,
                    help="flag raters whose ratings are all identical over at least this many (default 8)")
@@ -127,12 +129,14 @@ def aggregate(args):
     questions = [q["id"] for q in study["questions"]]
     means = method_means(scored, methods, questions, n_boot=args.bootstrap, seed=study["seed"])
     tests = significance(scored, methods, questions, against)
+    differences = method_differences(scored, methods, questions, against, n_boot=args.bootstrap, seed=study["seed"])
     alpha = agreement(scored, questions, [int(s) for s in study["scores"]])
     md, tex = paper_table(means, methods, questions, LABELS)
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("table.csv", means), ("tests.csv", tests), ("agreement.csv", alpha),
+    for name, frame in (("table.csv", means), ("tests.csv", tests), ("differences.csv", differences),
+                        ("agreement.csv", alpha),
                         ("exclusions.csv", pd.DataFrame(exclusions)), ("answers.csv", answers),
                         ("problems.csv", problems)):
         atomic_write_text(out / name, frame.to_csv(index=False))
@@ -142,8 +146,8 @@ def aggregate(args):
     print(pd.DataFrame(exclusions)[["rule", "raters_flagged", "raters_removed", "raters_left"]].to_string(index=False))
     print()
     print(md)
-    print(f"written to {out}/ (table.csv/.md/.tex, tests.csv, agreement.csv, exclusions.csv, answers.csv, "
-          f"problems.csv)")
+    print(f"written to {out}/ (table.csv/.md/.tex, tests.csv, differences.csv, agreement.csv, exclusions.csv, "
+          f"answers.csv, problems.csv)")
 
 
 @cli_main

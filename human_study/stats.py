@@ -1,10 +1,10 @@
-"""Statistics of a human study: means with two-way bootstrap CIs, Friedman and Holm-corrected Wilcoxon tests,
-Krippendorff's alpha, and the paper-style table.
+"""Statistics of a human study: means and paired differences with two-way bootstrap CIs, Friedman and
+Holm-corrected Wilcoxon tests, Krippendorff's alpha, and the paper-style table.
 
-A claim such as "raters prefer A" is about other raters and other prompts alike, so the CI of a mean resamples
-both: raters (one rater's ratings are not independent) and target prompts (the seeds of one prompt are
-replicates of it, not new prompts). The tests compare per-rater mean scores (raters who rated every method), so
-they generalise over raters for these prompts.
+A claim such as "raters prefer A" is about other raters and other prompts alike, so the CIs resample both:
+raters (one rater's ratings are not independent) and target prompts (the seeds of one prompt are replicates of
+it, not new prompts). The tests compare per-rater mean scores (raters who rated every method), so they
+generalise over raters for these prompts.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ from scipy import stats
 N_BOOTSTRAP = 2000
 
 
-def method_means(df: pd.DataFrame, methods: list[str], questions: list[str], n_boot: int = N_BOOTSTRAP,
-                 seed: int = 0) -> pd.DataFrame:
-    """Per method × question: mean, 95% percentile-bootstrap CI, and the ratings, raters and prompts counted.
-
-    Each bootstrap replicate draws raters and prompts (case, target prompt) with replacement, independently, and
-    weights every rating by how often its rater times how often its prompt was drawn (the two-way bootstrap of
-    a crossed design)."""
+def _crossed(df: pd.DataFrame, cells: list[tuple], n_boot: int, seed: int) -> tuple:
+    """Rating sums and counts per rater × prompt × (method, question) cell, and every cell's mean in each
+    replicate of a two-way bootstrap: raters and prompts (case, target prompt) drawn with replacement,
+    independently, each rating weighted by how often its rater times how often its prompt was drawn.
+    Returns (sums, counts, boot means of shape (n_boot, cells))."""
     raters = sorted(df["rater_id"].unique())
     units = sorted(set(zip(df["case"].astype(str), df["prompt"])))
-    cells = [(m, q) for m in methods for q in questions]
     r_index = {r: i for i, r in enumerate(raters)}
     u_index = {u: i for i, u in enumerate(units)}
     c_index = {c: j for j, c in enumerate(cells)}
@@ -37,9 +34,9 @@ def method_means(df: pd.DataFrame, methods: list[str], questions: list[str], n_b
             at = r_index[r], u_index[(case, prompt)], c_index[(m, q)]
             sums[at] = g["score"].sum()
             counts[at] = len(g)
-    rng = np.random.default_rng(seed)
     boot = np.full((n_boot, len(cells)), np.nan)
     if raters:
+        rng = np.random.default_rng(seed)
         w_raters = rng.multinomial(len(raters), np.full(len(raters), 1 / len(raters)), size=n_boot)
         w_units = rng.multinomial(len(units), np.full(len(units), 1 / len(units)), size=n_boot)
 
@@ -48,16 +45,54 @@ def method_means(df: pd.DataFrame, methods: list[str], questions: list[str], n_b
 
         with np.errstate(invalid="ignore", divide="ignore"):
             boot = weighted(sums) / weighted(counts)
+    return sums, counts, boot
+
+
+def _percentiles(values: np.ndarray) -> tuple[float, float]:
+    valid = values[np.isfinite(values)]
+    return (float(np.percentile(valid, 2.5)), float(np.percentile(valid, 97.5))) if len(valid) else \
+        (float("nan"), float("nan"))
+
+
+def method_means(df: pd.DataFrame, methods: list[str], questions: list[str], n_boot: int = N_BOOTSTRAP,
+                 seed: int = 0) -> pd.DataFrame:
+    """Per method × question: mean, 95% percentile CI of the two-way bootstrap (`_crossed`), and the ratings,
+    raters and prompts counted."""
+    cells = [(m, q) for m in methods for q in questions]
+    sums, counts, boot = _crossed(df, cells, n_boot, seed)
     rows = []
-    for (m, q), j in c_index.items():
+    for j, (m, q) in enumerate(cells):
         n = counts[..., j].sum()
-        valid = boot[:, j][np.isfinite(boot[:, j])]
+        low, high = _percentiles(boot[:, j])
         rows.append({"method": m, "question": q, "mean": sums[..., j].sum() / n if n else float("nan"),
-                     "ci95_low": float(np.percentile(valid, 2.5)) if len(valid) else float("nan"),
-                     "ci95_high": float(np.percentile(valid, 97.5)) if len(valid) else float("nan"),
-                     "n_ratings": int(n), "n_raters": int((counts[..., j].sum(axis=1) > 0).sum()),
+                     "ci95_low": low, "ci95_high": high, "n_ratings": int(n),
+                     "n_raters": int((counts[..., j].sum(axis=1) > 0).sum()),
                      "n_prompts": int((counts[..., j].sum(axis=0) > 0).sum())})
     return pd.DataFrame(rows)
+
+
+def method_differences(df: pd.DataFrame, methods: list[str], questions: list[str], against: str,
+                       n_boot: int = N_BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
+    """Per question and method: the mean score of `against` minus the method's, with the 95% CI of the same
+    two-way bootstrap, both means taken in each replicate (so the draws are paired: a rater's leniency and a
+    prompt's difficulty cancel, and the interval generalises over raters and prompts alike)."""
+    cells = [(m, q) for m in methods for q in questions]
+    index = {c: j for j, c in enumerate(cells)}
+    sums, counts, boot = _crossed(df, cells, n_boot, seed)
+    rows = []
+    for q in questions:
+        a = index[(against, q)]
+        for m in methods:
+            if m == against:
+                continue
+            b = index[(m, q)]
+            na, nb = counts[..., a].sum(), counts[..., b].sum()
+            diff = sums[..., a].sum() / na - sums[..., b].sum() / nb if na and nb else float("nan")
+            low, high = _percentiles(boot[:, a] - boot[:, b])
+            rows.append({"question": q, "method": m, "against": against, "mean_diff": diff, "ci95_low": low,
+                         "ci95_high": high, "excludes_zero": bool(low > 0 or high < 0)})
+    return pd.DataFrame(rows, columns=["question", "method", "against", "mean_diff", "ci95_low", "ci95_high",
+                                       "excludes_zero"])
 
 
 def per_rater_means(df: pd.DataFrame, question: str, methods: list[str]) -> pd.DataFrame:

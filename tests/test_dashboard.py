@@ -86,6 +86,8 @@ def test_every_page_renders(runs_root):
         at = app(runs_root, ["alpha"], page)
         assert not at.exception, (page, [e.value for e in at.exception])
         assert at.header[0].value == page
+    human = app(runs_root, ["alpha"], "Human study")
+    assert "Paired differences (95% CI, bootstrap over raters and prompts)" in [h.value for h in human.subheader]
 
 
 def test_comparing_runs_keeps_different_specs_apart(runs_root):

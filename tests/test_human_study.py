@@ -253,6 +253,11 @@ def test_simulated_raters_every_format_round_trips_to_the_same_table(study, simu
     for _, r in table.iterrows():
         assert r["mean"] == pytest.approx(direct[(r["method"], r["question"])])
 
+    diffs = pd.read_csv(tmp_path / "out-long" / "differences.csv")  # against the first method, vmc
+    assert len(diffs) == 2 * len(QUESTIONS) and (diffs["against"] == "vmc").all()
+    for _, d in diffs.iterrows():
+        truth = expected_mean(TRUE["vmc"]) - expected_mean(TRUE[d["method"]])
+        assert d["excludes_zero"] and d["ci95_low"] <= truth <= d["ci95_high"], (d["question"], d["method"])
     tests = pd.read_csv(tmp_path / "out-long" / "tests.csv")
     assert (tests[tests["test"] == "friedman"]["p"] < 1e-6).all()
     wil = tests[tests["test"] == "wilcoxon"]
@@ -283,6 +288,29 @@ def test_mean_ci_resamples_raters_and_prompts():
     assert (row["ci95_high"] - row["ci95_low"]) / (2 * 1.96) == pytest.approx(sd, rel=0.1)
     assert row["ci95_low"] < row["mean"] < row["ci95_high"]
     assert (row["n_ratings"], row["n_raters"], row["n_prompts"]) == (n_raters * n_prompts * 2, n_raters, n_prompts)
+
+
+def test_differences_are_paired_over_raters_and_prompts():
+    """score = method level + rater bias + prompt effect + a prompt-specific gain of vmc: in every replicate the
+    biases and effects cancel from vmc − tav, which is exactly level gap + mean_w(gain), spread
+    sqrt(pvar(gain)/U); the unpaired means' intervals are far wider."""
+    from human_study.stats import method_differences, method_means
+
+    rng = np.random.default_rng(11)
+    n_raters, n_prompts = 30, 20
+    bias, effect, gain = rng.normal(0, 1, n_raters), rng.normal(0, 1, n_prompts), rng.normal(0, 0.4, n_prompts)
+    level = {"vmc": 3.5, "tav": 3.0}
+    df = pd.DataFrame([{"rater_id": f"r{r}", "case": "c", "prompt": f"p{u}", "method": m, "question": "motion",
+                        "score": level[m] + bias[r] + effect[u] + (gain[u] if m == "vmc" else 0)}
+                       for r in range(n_raters) for u in range(n_prompts) for m in level])
+    row = method_differences(df, ["vmc", "tav"], ["motion"], "vmc", n_boot=4000, seed=2).iloc[0]
+    assert (row["method"], row["against"]) == ("tav", "vmc")
+    assert row["mean_diff"] == pytest.approx(0.5 + gain.mean())
+    assert (row["ci95_high"] - row["ci95_low"]) / (2 * 1.96) == pytest.approx(np.sqrt(gain.var() / n_prompts),
+                                                                             rel=0.1)
+    assert row["excludes_zero"] == (row["ci95_low"] > 0)
+    means = method_means(df, ["vmc", "tav"], ["motion"], n_boot=4000, seed=2).set_index("method")
+    assert means.loc["vmc", "ci95_high"] - means.loc["vmc", "ci95_low"] > 3 * (row["ci95_high"] - row["ci95_low"])
 
 
 def test_krippendorff_alpha_matches_published_examples():

@@ -43,6 +43,9 @@ def render(runs, studies):
     with c2:
         st.subheader("Exclusions")
         st.dataframe(data["exclusions"], width="stretch", hide_index=True)
+    if not data["differences"].empty:
+        st.subheader("Paired differences (95% CI, bootstrap over raters and prompts)")
+        st.dataframe(data["differences"], width="stretch", hide_index=True)
     if not data["tests"].empty:
         st.subheader("Tests")
         st.dataframe(data["tests"], width="stretch", hide_index=True)
