@@ -105,6 +105,8 @@ def compare(records: list[dict], first: str, others: list[str], metrics: list[st
                 continue  # the case has no videos of one of the two
             part = paired(group, first, b, names, unit)
             parts.append(part if case is None else part.assign(case=case))
+    if not parts:
+        raise UserError(f"no case has videos of both {first} and any of {', '.join(others)}")
     table = pd.concat(parts, ignore_index=True)
     if by_case:
         table = table[["case", *[c for c in table.columns if c != "case"]]]

@@ -9,6 +9,7 @@ from scipy import stats
 
 from conftest import run_main
 from eval.compare import compare, main, paired
+from eval.errors import UserError
 
 
 def _records(rng, n=25):
@@ -160,3 +161,7 @@ def test_by_case_pairs_within_each_case_and_corrects_over_cases(tmp_path, capsys
     assert len(pd.read_csv(tmp_path / "compare_vmc_vs_t2v_by_case.csv")) == 4
     code, _, err = run_main(main, tmp_path, "--methods", "vmc,t2v", "--by-case", "--unit", "case", capsys=capsys)
     assert code == 2 and "--by-case pairs within each case" in err
+    apart = [dict(r, method="x") if r["method"] == "t2v" and r["case"] in ("c0", "c1") else r for r in records]
+    apart = [r for r in apart if not (r["method"] == "vmc" and r["case"] in ("c0", "c1"))]
+    with pytest.raises(UserError, match="no case has videos of both vmc and any of x"):
+        compare(apart, "vmc", ["x"], ["oracle_motion"], by_case=True)
