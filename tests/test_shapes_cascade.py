@@ -19,6 +19,7 @@ from eval.shapes.world import parse_caption
 from eval.shapes.train_clip import CHECKPOINT
 from eval.video import read_video
 from vmc.backbones import SHAPES_DIR, resolve_backbone
+from vmc.shapes.data import HELD_OUT, held_out_motions
 
 needs_weights = pytest.mark.skipif(not (SHAPES_DIR / "cascade.json").is_file() or not CHECKPOINT.is_file(),
                                    reason="shapes-world weights not built")
@@ -82,12 +83,15 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     from vmc.shapes.train import main
 
     work, out = tmp_path / "work", tmp_path / "cascade"
-    args = ["--work", work, "--steps", "1", "--batch-size", "2", "--export", out, "--device", "cpu"]
+    args = ["--work", work, "--steps", "1", "--batch-size", "2", "--export", out, "--device", "cpu",
+            "--held-out", "rise, grow"]
     assert run_main(main, *args, capsys=capsys)[0] == 0
     backbone = resolve_backbone(str(out))
     assert backbone.stages == ("keyframes", "interp", "sr1") and backbone.adaptation_for("tav")["steps"] > 0
-    assert json.loads((out / "cascade.json").read_text())["training"]["steps"] == {"keyframes": 1, "interp": 1,
-                                                                                    "sr1": 1}
+    training = json.loads((out / "cascade.json").read_text())["training"]
+    assert training["steps"] == {"keyframes": 1, "interp": 1, "sr1": 1}
+    assert training["held_out"] == {stage: ["rise", "grow"] for stage in ("keyframes", "interp", "sr1")}
+    assert held_out_motions(backbone) == ("rise", "grow")
     for folder in ("show-1-base", "show-1-interpolation", "show-1-sr1"):  # a fresh run learns v
         assert json.loads((out / folder / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] \
             == "v_prediction"
@@ -100,7 +104,12 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     assert video["sr1"].shape == (1, 3, 15, 32, 32) and torch.isfinite(video["sr1"]).all()
 
     before = torch.load(work / "keyframes.pt", weights_only=False)["ema"]["text"]
-    args = ["--work", work, "--stages", "keyframes", "--steps", "3", "--batch-size", "2", "--freeze-text"]
+    code, _, err = run_main(main, "--work", work, "--stages", "keyframes", "--steps", "2", capsys=capsys)
+    assert code == 2 and "this run holds out rise, grow; resuming it with --held-out zigzag_left" in err
+    code, _, err = run_main(main, "--work", work, "--held-out", "rise,sideways", capsys=capsys)
+    assert code == 2 and "--held-out: unknown motion(s) sideways" in err
+    args = ["--work", work, "--stages", "keyframes", "--steps", "3", "--batch-size", "2", "--freeze-text",
+            "--held-out", "grow,rise"]
     assert run_main(main, *args, capsys=capsys)[0] == 0
     after = torch.load(work / "keyframes.pt", weights_only=False)
     assert after["step"] == 3 and after["text_frozen"]
@@ -116,7 +125,8 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     assert all(v.dtype == torch.float16 for v in small["ema"]["unet"].values() if v.is_floating_point())
     from vmc.shapes.train import Stage, load_text_encoder
 
-    stage = Stage("interp", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu"))
+    held_out = ("rise", "grow")
+    stage = Stage("interp", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu"), held_out=held_out)
     assert stage.step == stage.warm_from == 1
     code, _, err = run_main(main, "--work", work, "--stages", "", "--pack", work, capsys=capsys)
     assert code == 2 and "--pack must differ from --work" in err
@@ -125,9 +135,10 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     older = torch.load(packed / "sr1.pt", weights_only=False)  # a checkpoint from before v-prediction: ε
     del older["prediction_type"]
     torch.save(older, packed / "sr1.pt")
-    assert Stage("sr1", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu")).prediction == "epsilon"
+    assert Stage("sr1", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu"),
+                 held_out=held_out).prediction == "epsilon"
     switched = Stage("sr1", packed, torch.device("cpu"), 1e-3, load_text_encoder(packed, "cpu"),
-                     prediction="v_prediction")
+                     prediction="v_prediction", held_out=held_out)
     assert switched.prediction == switched.noise.config.prediction_type == "v_prediction"
     assert switched.objective_since == switched.warm_from == 1
     saved = torch.load(packed / "interp.pt", weights_only=False)["ema"]["unet"]
@@ -223,7 +234,7 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
     work, out = tmp_path / "work", tmp_path / "cascade"
     args = ["--work", work, "--stages", "keyframes", "--init", SHAPES_DIR, "--freeze-text",
             "--steps", str(shipped["keyframes"] + 1), "--batch-size", "2", "--reversal-margin", "0.05",
-            "--device", "cpu"]
+            "--device", "cpu", "--held-out", "zigzag_left,circle_ccw,rise"]
     assert run_main(main, *args, capsys=capsys)[0] == 0
     state = torch.load(work / "keyframes.pt", weights_only=False)
     assert state["step"] == shipped["keyframes"] + 1 and state["prediction_type"] == "v_prediction"
@@ -234,8 +245,12 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
     assert moved and set(state["model"]["unet"]) == set(start)
     args = ["--work", work, "--stages", "interp,sr1", "--init", SHAPES_DIR, "--minutes", "0", "--export", out]
     assert run_main(main, *args, capsys=capsys)[0] == 0  # the other stages as shipped, then exported
-    assert json.loads((out / "cascade.json").read_text())["training"]["steps"] == {**shipped,
-                                                                                    "keyframes": shipped["keyframes"] + 1}
+    training = json.loads((out / "cascade.json").read_text())["training"]
+    assert training["steps"] == {**shipped, "keyframes": shipped["keyframes"] + 1}
+    # the shipped weights, trained without only HELD_OUT, learnt rising: holding it out from here on is recorded
+    # as what the keyframe stage never saw, not as what this run left out
+    assert training["held_out"] == {stage: list(HELD_OUT) for stage in ("keyframes", "interp", "sr1")}
+    assert held_out_motions(resolve_backbone("shapes")) == HELD_OUT  # exported before the record existed
     for name in ("show-1-base/text_encoder/model.safetensors",  # frozen: what the other stages condition on
                  "show-1-interpolation/unet/diffusion_pytorch_model.safetensors",
                  "show-1-sr1/unet/diffusion_pytorch_model.safetensors"):
@@ -252,7 +267,7 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
 
 def test_reversal_pairs_name_the_reversed_motion_in_the_same_words():
     from eval.shapes.world import MOTIONS, parse_caption
-    from vmc.shapes.data import HELD_OUT, sample_reversal_pairs
+    from vmc.shapes.data import sample_reversal_pairs
 
     _, captions, wrong = sample_reversal_pairs(np.random.default_rng(1), 40)
     for true, reverse in zip(captions, wrong):
@@ -282,6 +297,25 @@ def test_neighbour_share_names_a_line_45_degrees_off_for_straight_lines():
         else:
             assert b["motion"] == MOTIONS[a["motion"]].reverse
     assert lines >= 10
+
+
+def test_held_out_motions_stay_out_of_the_training_data():
+    from eval.shapes.world import MOTIONS
+    from vmc.shapes.data import LINE_RING, sample_clips, sample_reversal_pairs
+
+    held_out = ("rise", "grow", "up")
+    _, captions = sample_clips(np.random.default_rng(0), 300, held_out=held_out)
+    drawn = {parse_caption(c)["motion"] for c in captions if c}
+    assert drawn == set(MOTIONS) - set(held_out)
+    _, captions, wrong = sample_reversal_pairs(np.random.default_rng(1), 200, neighbour=1.0, held_out=held_out)
+    pairs = [(parse_caption(a)["motion"], parse_caption(b)["motion"]) for a, b in zip(captions, wrong)]
+    assert not {m for pair in pairs for m in pair} & set(held_out)
+    assert {"fall", "shrink", "down"}.isdisjoint(m for m, _ in pairs)  # their reversals are held out
+    # "up" neighbours these two lines: where it would have been drawn, the reversal is named instead
+    allowed = {"up_left": {"left", "down_right"}, "up_right": {"right", "down_left"}}
+    beside_up = [(m, w) for m, w in pairs if m in allowed]
+    assert all(w in allowed[m] for m, w in beside_up)
+    assert any(w == MOTIONS[m].reverse for m, w in beside_up) and any(w in LINE_RING[::2] for _, w in beside_up)
 
 
 @needs_weights
@@ -316,7 +350,7 @@ def test_reversal_margin_is_a_hinge_on_the_probes_log_ratio(tmp_path, monkeypatc
 
 
 @needs_weights
-def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys, monkeypatch):
+def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys):
     import torch
 
     import vmc.shapes.probe as probe
@@ -325,10 +359,11 @@ def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys, monkeypa
     from vmc.pipelines.cascade import Show1Cascade
     from vmc.shapes.data import keyframe_view, to_tensor
 
-    assert "bounce" not in probe.PROBED and {"right", "fall", "grow"} <= set(probe.PROBED)
-    monkeypatch.setattr(probe, "PROBED", ("right", "fall"))
+    assert "bounce" not in probe.probed_motions(HELD_OUT) and {"right", "fall", "grow"} <= set(
+        probe.probed_motions(HELD_OUT))
+    assert "grow" not in probe.probed_motions(("grow",))
     code, out, _ = run_main(probe.main, "--clips", "2", "--timesteps", "700,200", "--out", tmp_path / "p.json",
-                            "--device", "cpu", capsys=capsys)
+                            "--device", "cpu", "--motions", "right, fall", capsys=capsys)
     assert code == 0 and "right" in out and "t=700" in out
     report = json.loads((tmp_path / "p.json").read_text())
     assert [(r["motion"], r["reverse"]) for r in report["rows"]] == [("right", "left"), ("fall", "rise")]
@@ -353,6 +388,8 @@ def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys, monkeypa
     assert report["rows"][0]["700"]["true_lower"] == float((log_ratio > 0).double().mean())
     code, _, err = run_main(probe.main, "--timesteps", "1000", "--device", "cpu", capsys=capsys)
     assert code == 2 and "--timesteps: [1000] outside the schedule's 0..999" in err
+    code, _, err = run_main(probe.main, "--motions", "right,bounce", capsys=capsys)
+    assert code == 2 and "--motions: bounce not a motion with a distinct reversal" in err
 
 
 def test_manifest_oracle_field_is_checked(tmp_path):

@@ -101,6 +101,7 @@ class Backbone:
     name: str = "custom"
     settings: CascadeSettings = field(default_factory=CascadeSettings)
     adaptation: dict = field(default_factory=dict)  # per method ("vmc", "tav", …): TrainConfig fields, inversion_steps
+    training: dict = field(default_factory=dict)  # how the weights were trained (cascade.json), e.g. held-out motions
 
     def adaptation_for(self, method: str) -> dict:
         return dict(self.adaptation.get(method, {}))
@@ -141,7 +142,9 @@ class Backbone:
             raise UserError(f"{root / 'cascade.json'}: {e}") from None
         return cls(**{k: Source(str(root / d)) for k, d in LOCAL_DIRS.items() if (root / d).is_dir()},
                    name=meta.get("name", root.name), settings=settings,
-                   adaptation={k: v for k, v in meta.items() if isinstance(v, dict) and k not in ("settings", "training")})
+                   adaptation={k: v for k, v in meta.items()
+                               if isinstance(v, dict) and k not in ("settings", "training")},
+                   training=meta.get("training", {}))
 
 
 LOCAL_DIRS = {"base": "show-1-base", "interpolation": "show-1-interpolation", "sr1": "show-1-sr1",

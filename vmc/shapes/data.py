@@ -20,11 +20,38 @@ BASE_SIZE = 16
 SR_SIZE = 32
 NUM_KEYFRAMES = 8
 CLIP_FRAMES = 2 * NUM_KEYFRAMES - 1  # one new frame between neighbouring keyframes
+# motions held out of training unless a run names others (`vmc.shapes.train --held-out`; an exported cascade
+# records its own set in cascade.json, see `held_out_motions`)
 HELD_OUT = ("zigzag_left", "circle_ccw")
 RARE = {"rotate_cw": 0.2, "rotate_ccw": 0.2}
-TRAIN_MOTIONS = tuple(m for m in MOTIONS if m not in HELD_OUT)
-# trained motions whose time reversal is another trained motion: a caption naming the reversal is a wrong one
-REVERSIBLE = tuple(m for m in TRAIN_MOTIONS if MOTIONS[m].reverse not in (m, *HELD_OUT))
+
+
+def train_motions(held_out=HELD_OUT) -> tuple[str, ...]:
+    return tuple(m for m in MOTIONS if m not in held_out)
+
+
+def reversible(held_out=HELD_OUT) -> tuple[str, ...]:
+    """Trained motions whose time reversal is another trained motion: a caption naming the reversal is a wrong
+    one."""
+    return tuple(m for m in train_motions(held_out) if MOTIONS[m].reverse not in (m, *held_out))
+
+
+def held_out_motions(backbone) -> tuple[str, ...]:
+    """The motions a shapes cascade's keyframe stage, the one that draws a motion from its caption, was never
+    trained on: cascade.json's training.held_out (per stage; weights exported before it was recorded were
+    trained without HELD_OUT)."""
+    held_out = backbone.training.get("held_out", HELD_OUT)
+    return tuple(held_out["keyframes"] if isinstance(held_out, dict) else held_out)
+
+
+def check_held_out(names) -> tuple[str, ...]:
+    unknown = [m for m in names if m not in MOTIONS]
+    if unknown:
+        from eval.errors import UserError
+
+        raise UserError(f"--held-out: unknown motion(s) {', '.join(unknown)}; the world's motions are "
+                        f"{', '.join(MOTIONS)}")
+    return tuple(names)
 # the eight straight lines in order of angle: each one's neighbours lie 45 degrees either side
 LINE_RING = ("right", "down_right", "down", "down_left", "left", "up_left", "up", "up_right")
 VOCABULARY = ("a an and is are on background to the in of up down left right moving zigzagging bouncing falling "
@@ -50,12 +77,14 @@ def keyframe_view(clips: torch.Tensor) -> torch.Tensor:
     return downsample(clips[:, :, ::2], BASE_SIZE)
 
 
-def sample_clips(rng: np.random.Generator, n: int, drop_caption: float = 0.1, invariant: float = 0.15):
-    """n clips (n, 3, CLIP_FRAMES, SR_SIZE, SR_SIZE) and their captions: full captions, with some replaced by the
-    appearance-invariant form (VMC trains with it) or by "" (classifier-free guidance)."""
+def sample_clips(rng: np.random.Generator, n: int, drop_caption: float = 0.1, invariant: float = 0.15,
+                 held_out=HELD_OUT):
+    """n clips (n, 3, CLIP_FRAMES, SR_SIZE, SR_SIZE) of the motions not `held_out` and their captions: full
+    captions, with some replaced by the appearance-invariant form (VMC trains with it) or by "" (classifier-free
+    guidance)."""
     clips, captions = [], []
     for _ in range(n):
-        scene = random_scene(rng, TRAIN_MOTIONS, weights=RARE)
+        scene = random_scene(rng, train_motions(held_out), weights=RARE)
         clips.append(to_tensor(render(scene, CLIP_FRAMES, SR_SIZE).frames))
         u = rng.random()
         captions.append("" if u < drop_caption else scene.invariant_caption() if u < drop_caption + invariant
@@ -63,18 +92,20 @@ def sample_clips(rng: np.random.Generator, n: int, drop_caption: float = 0.1, in
     return torch.stack(clips), captions
 
 
-def sample_reversal_pairs(rng: np.random.Generator, n: int, invariant: float = 0.15, neighbour: float = 0.0):
-    """n clips of REVERSIBLE motions with their captions and the captions of a wrong motion for the same
+def sample_reversal_pairs(rng: np.random.Generator, n: int, invariant: float = 0.15, neighbour: float = 0.0,
+                          held_out=HELD_OUT):
+    """n clips of `reversible` motions with their captions and the captions of a wrong motion for the same
     appearance, in the same form, for the keyframe stage's reversal margin: the time-reversed motion, or, for a
     straight line with probability `neighbour`, a line 45 degrees off (the confusion sampling shows most)."""
     clips, captions, wrong_captions = [], [], []
     for _ in range(n):
-        scene = random_scene(rng, REVERSIBLE, weights=RARE)
+        scene = random_scene(rng, reversible(held_out), weights=RARE)
         clips.append(to_tensor(render(scene, CLIP_FRAMES, SR_SIZE).frames))
         wrong = MOTIONS[scene.motion].reverse
         # no draw without a neighbour share, so the reversal-only data stream stays as the shipped run saw it
         if neighbour and scene.motion in LINE_RING and rng.random() < neighbour:
-            wrong = LINE_RING[(LINE_RING.index(scene.motion) + rng.choice((-1, 1))) % len(LINE_RING)]
+            line = LINE_RING[(LINE_RING.index(scene.motion) + rng.choice((-1, 1))) % len(LINE_RING)]
+            wrong = wrong if line in held_out else line  # a held-out motion's caption stays out of training
         other = replace(scene, motion=wrong)
         short = rng.random() < invariant
         captions.append(scene.invariant_caption() if short else scene.caption())

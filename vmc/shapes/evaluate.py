@@ -22,7 +22,7 @@ from eval.errors import MetricUndefined, UserError, cli_main
 from eval.results import atomic_write_text
 from eval.metrics.oracle import OracleMetric, object_track, trajectory_agreement
 from eval.shapes.world import MOTIONS, random_scene, render
-from vmc.shapes.data import CLIP_FRAMES, HELD_OUT, SR_SIZE
+from vmc.shapes.data import CLIP_FRAMES, SR_SIZE, held_out_motions
 
 TRANSLATING = [m for m in MOTIONS if not m.startswith("rotate")]
 
@@ -63,7 +63,8 @@ def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
 
     cascade = Show1Cascade(resolve_backbone(backbone), device)
     rng = np.random.default_rng(seed)
-    motions = [m for m in TRANSLATING if m not in HELD_OUT]
+    held_out = held_out_motions(cascade.backbone)
+    motions = [m for m in TRANSLATING if m not in held_out]
     oracle = OracleMetric()
     rows = []
     for i in tqdm(range(samples), desc="shapes evaluate"):
@@ -78,7 +79,7 @@ def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
         rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": stages[final],
                      "motion_recognised": recognised_at[final], "stage_appearance": stages,
                      "stage_motion_recognised": recognised_at})
-    return {"backbone": backbone, "samples": samples, "seed": seed,
+    return {"backbone": backbone, "samples": samples, "seed": seed, "held_out": list(held_out),
             "oracle_appearance": float(np.mean([r["oracle_appearance"] for r in rows])),
             "motion_recognised": float(np.mean([r["motion_recognised"] for r in rows])),
             "motion_recognised_ci95": wilson95(sum(r["motion_recognised"] for r in rows), len(rows)),

@@ -24,9 +24,12 @@ from eval.errors import UserError, cli_main
 from eval.results import atomic_write_text
 from eval.shapes.world import MOTIONS, random_scene, render
 from vmc.prediction import training_target
-from vmc.shapes.data import CLIP_FRAMES, HELD_OUT, SR_SIZE, TRAIN_MOTIONS, keyframe_view, to_tensor
+from vmc.shapes.data import CLIP_FRAMES, SR_SIZE, held_out_motions, keyframe_view, to_tensor, train_motions
 
-PROBED = tuple(m for m in TRAIN_MOTIONS if MOTIONS[m].reverse != m)  # bouncing is its own reversal
+
+def probed_motions(held_out) -> list[str]:
+    """The trained motions that differ from their time reversal (bouncing is its own)."""
+    return [m for m in train_motions(held_out) if MOTIONS[m].reverse != m]
 
 
 def log_loss_ratio(unet, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tensor, target: torch.Tensor):
@@ -40,7 +43,7 @@ def log_loss_ratio(unet, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tenso
 
 
 @torch.no_grad()
-def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: str) -> dict:
+def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: str, motions=None) -> dict:
     from vmc.backbones import resolve_backbone
     from vmc.pipelines.cascade import Show1Cascade
 
@@ -52,15 +55,17 @@ def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: st
     if bad:
         raise UserError(f"--timesteps: {bad} outside the schedule's 0..{len(alphas) - 1}")
     rng = np.random.default_rng(seed)
+    held_out = held_out_motions(cascade.backbone)
+    probed = motions or probed_motions(held_out)
     rows = []
-    for motion in tqdm(PROBED, desc="shapes probe"):
+    for motion in tqdm(probed, desc="shapes probe"):
         scenes = [random_scene(rng, motions=[motion], two_objects=0.0) for _ in range(clips)]
         x0 = keyframe_view(torch.stack([to_tensor(render(s, CLIP_FRAMES, SR_SIZE).frames) for s in scenes]))
         x0 = x0.to(cascade.device, cascade.dtype)
         reverse = MOTIONS[motion].reverse
         captions = [s.caption() for s in scenes] + [replace(s, motion=reverse).caption() for s in scenes]
         text = torch.cat(cascade.t5_embeddings(captions))
-        row = {"motion": motion, "reverse": reverse, "reverse_held_out": reverse in HELD_OUT}
+        row = {"motion": motion, "reverse": reverse, "reverse_held_out": reverse in held_out}
         for t in timesteps:
             noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(rng.integers(2**31))))
             noise = noise.to(cascade.device, cascade.dtype)
@@ -90,6 +95,8 @@ def main(argv=None):
     p.add_argument("--backbone", default="shapes")
     p.add_argument("--clips", type=int, default=8, help="clips per motion")
     p.add_argument("--timesteps", default="900,600,300,100", help="comma-separated noise levels (0..999)")
+    p.add_argument("--motions", default=None, help="comma-separated motions to probe (default: every trained "
+                   "motion but bouncing, its own reversal)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the report (JSON) here")
     p.add_argument("--device", default=None)
@@ -98,12 +105,17 @@ def main(argv=None):
         timesteps = [int(t) for t in args.timesteps.split(",")]
     except ValueError:
         raise UserError(f"--timesteps: {args.timesteps!r} is not a comma-separated list of integers") from None
+    motions = [m.strip() for m in args.motions.split(",") if m.strip()] if args.motions else None
+    unknown = [m for m in motions or [] if m not in MOTIONS or MOTIONS[m].reverse == m]
+    if unknown:
+        raise UserError(f"--motions: {', '.join(unknown)} not a motion with a distinct reversal; those are "
+                        f"{', '.join(m for m in MOTIONS if MOTIONS[m].reverse != m)}")
     if args.clips < 1:
         raise UserError("--clips must be at least 1")
     if args.out and not args.out.parent.is_dir():
         raise UserError(f"{args.out}: --out's folder does not exist")
     report = probe(args.backbone, args.clips, timesteps, args.seed,
-                   args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+                   args.device or ("cuda" if torch.cuda.is_available() else "cpu"), motions)
     print(table(report))
     if args.out:
         atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 from eval.errors import UserError, cli_main
 from vmc.configs import load_config
 from vmc.prediction import PREDICTION_TYPES, check_prediction_type, training_target
-from vmc.shapes.data import (BASE_SIZE, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, downsample, keyframe_view, sample_clips,
-                             sample_reversal_pairs)
+from vmc.shapes.data import (BASE_SIZE, HELD_OUT, NUM_KEYFRAMES, SR_SIZE, VOCABULARY, check_held_out, downsample,
+                             keyframe_view, sample_clips, sample_reversal_pairs)
 from vmc.shapes.probe import log_loss_ratio
 
 STAGES = ("keyframes", "interp", "sr1")
@@ -99,7 +99,7 @@ class Stage:
 
     def __init__(self, name: str, work: Path, device: torch.device, lr: float, text=None, freeze_text: bool = False,
                  prediction: str | None = None, init: Path | None = None, reversal_weight: float = 0.0,
-                 neighbour_share: float = 0.0):
+                 neighbour_share: float = 0.0, held_out: tuple[str, ...] = HELD_OUT):
         from diffusers import DDPMScheduler
         from transformers import T5Config, T5EncoderModel
 
@@ -108,7 +108,8 @@ class Stage:
 
         self.name, self.work, self.device = name, work, device
         self.reversal_weight = reversal_weight if name == "keyframes" else 0.0
-        self.neighbour_share = neighbour_share
+        self.neighbour_share, self.held_out = neighbour_share, tuple(held_out)
+        self.never_trained = self.held_out
         self.path = work / f"{name}.pt"
         torch.manual_seed(0)
         self.unet = Show1UNet3D.from_config(unet_config(name)).to(device)
@@ -142,6 +143,12 @@ class Stage:
                        "param_groups": [{**opt["param_groups"][0], "params": list(range(len(params)))}]}
             self.opt.load_state_dict(opt)
             self.step, self.history = state["step"], state["history"]
+            drawn = tuple(state.get("data_held_out", state.get("held_out", HELD_OUT)))
+            if self.path.is_file() and set(drawn) != set(self.held_out):
+                raise UserError(f"{self.path}: this run holds out {', '.join(drawn)}; resuming it with --held-out "
+                                f"{','.join(self.held_out)} would mix two data sets (use another --work)")
+            # motions this stage has never been trained on, over its whole history (weights from --init included)
+            self.never_trained = tuple(m for m in state.get("held_out", HELD_OUT) if m in self.held_out)
             if not opt["state"]:  # a checkpoint saved without optimiser moments: warm the learning rate up again
                 self.warm_from = self.step
         if stored and prediction and prediction != stored:
@@ -160,7 +167,8 @@ class Stage:
         tmp = self.path.with_suffix(".tmp")
         torch.save({"step": self.step, "history": self.history, "opt": self.opt.state_dict(),
                     "text_frozen": self.text_frozen, "prediction_type": self.prediction,
-                    "objective_since": self.objective_since,
+                    "objective_since": self.objective_since, "data_held_out": list(self.held_out),
+                    "held_out": list(self.never_trained),
                     "model": {k: m.state_dict() for k, m in self.modules.items()},
                     "ema": {k: m.state_dict() for k, m in self.ema.items()}}, tmp)
         os.replace(tmp, self.path)
@@ -175,13 +183,13 @@ class Stage:
     def batch(self, rng, batch_size: int):
         """(target x0, conditioning channels or None, class labels or None, captions) for this stage."""
         if self.name == "keyframes":
-            clips, captions = sample_clips(rng, batch_size)
+            clips, captions = sample_clips(rng, batch_size, held_out=self.held_out)
             return keyframe_view(clips), None, None, captions
         if self.name == "interp":
             from vmc.pipelines.interpolation import interpolation_condition
 
             n = max(1, batch_size // 4)
-            clips, captions = sample_clips(rng, n)
+            clips, captions = sample_clips(rng, n, held_out=self.held_out)
             low = downsample(clips, BASE_SIZE)
             cond = interpolation_condition(low[:, :, ::2], 1)  # (n·7, 4, 3, H, W)
             windows = torch.stack([low[:, :, 2 * i:2 * i + 3] for i in range(NUM_KEYFRAMES - 1)], 1).flatten(0, 1)
@@ -190,7 +198,7 @@ class Stage:
             return windows[pick], cond[pick], None, caps
         from vmc.pipelines.super_resolution import upscale_frames
 
-        clips, captions = sample_clips(rng, batch_size)
+        clips, captions = sample_clips(rng, batch_size, held_out=self.held_out)
         start = torch.from_numpy(rng.integers(0, 2, batch_size) * 7)
         target = torch.stack([c[:, s:s + 8] for c, s in zip(clips, start.tolist())])
         cond = upscale_frames(downsample(target, BASE_SIZE), SR_SIZE, SR_SIZE)
@@ -249,7 +257,8 @@ class Stage:
         clip under its own caption and under its time-reversed motion's caption (or, for --neighbour-share of
         the straight lines, a line 45 degrees off), at a high noise level, where the caption has to tell the
         model which way the motion runs."""
-        clips, captions, wrong = sample_reversal_pairs(rng, REVERSAL["clips"], neighbour=self.neighbour_share)
+        clips, captions, wrong = sample_reversal_pairs(rng, REVERSAL["clips"], neighbour=self.neighbour_share,
+                                                        held_out=self.held_out)
         x0 = keyframe_view(clips).to(self.device)
         text = self.text_embeddings(captions + wrong)
         noise, t, noisy = self.noised(rng, x0, REVERSAL["min_t"])
@@ -283,10 +292,10 @@ def export(work: Path, out: Path):
     if missing:
         raise UserError(f"{work}: no checkpoint for stage(s) {', '.join(missing)}: train them first")
     out.mkdir(parents=True, exist_ok=True)
-    trained = {}
+    trained, held_out = {}, {}
     for stage in STAGES:
         state = torch.load(work / f"{stage}.pt", map_location="cpu", weights_only=False)
-        trained[stage] = state["step"]
+        trained[stage], held_out[stage] = state["step"], state.get("held_out", list(HELD_OUT))
         folder = out / DIRS[stage]
         unet = Show1UNet3D.from_config(unet_config(stage))
         unet.load_state_dict(state["ema"]["unet"])
@@ -302,7 +311,8 @@ def export(work: Path, out: Path):
         if stage == "sr1":
             DDPMScheduler(beta_schedule="squaredcos_cap_v2").save_pretrained(folder / "image_noising_scheduler")
     meta = {"name": "shapes", "settings": SETTINGS, **ADAPTATION,
-            "training": {"steps": trained, "weights": "ema", "command": "python -m vmc.shapes.train"}}
+            "training": {"steps": trained, "held_out": held_out, "weights": "ema",
+                         "command": "python -m vmc.shapes.train"}}
     (out / "cascade.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -321,8 +331,16 @@ def exported_state(stage: str, cascade: Path) -> dict:
         weights["text"] = exported_text_encoder(cascade).state_dict()
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     return {"step": meta["training"]["steps"][stage], "history": [], "opt": None, "text_frozen": False,
+            "held_out": stage_held_out(meta.get("training", {}), stage),
             "prediction_type": scheduler.get("prediction_type", "epsilon"), "objective_since": 0,
             "model": weights, "ema": copy.deepcopy(weights)}
+
+
+def stage_held_out(training: dict, stage: str) -> list[str]:
+    """The motions one stage of an exported cascade was never trained on (cascade.json's training.held_out: one
+    list per stage; weights exported before it was recorded were trained without data.HELD_OUT)."""
+    held_out = training.get("held_out", HELD_OUT)
+    return list(held_out[stage] if isinstance(held_out, dict) else held_out)
 
 
 def exported_text_encoder(cascade: Path):
@@ -396,8 +414,12 @@ def main(argv=None):
                    f"(a hinge asking the time-reversed motion's caption to fit a clip worse than its own; {REVERSAL})")
     p.add_argument("--neighbour-share", type=float, default=0.0, help="keyframes, with --reversal-margin: the "
                    "share of straight-line clips whose wrong caption is a line 45 degrees off instead of the reversed one")
+    p.add_argument("--held-out", default=",".join(HELD_OUT), help="comma-separated motions to leave out of "
+                   "the training data (recorded in cascade.json; the benchmark's held-out cases should be among "
+                   f"them); default {','.join(HELD_OUT)}")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
+    held_out = check_held_out([m.strip() for m in args.held_out.split(",") if m.strip()])
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     bad = [s for s in stages if s not in STAGES]
     if bad:
@@ -416,7 +438,7 @@ def main(argv=None):
     for name in stages:
         text = None if name == "keyframes" else load_text_encoder(args.work, device, args.init)
         Stage(name, args.work, device, args.lr, text, args.freeze_text, args.prediction, args.init,
-              args.reversal_margin, args.neighbour_share).run(
+              args.reversal_margin, args.neighbour_share, held_out).run(
             args.steps, args.minutes, args.batch_size, args.seed, args.save_every)
     if args.pack:
         pack(args.work, args.pack)
