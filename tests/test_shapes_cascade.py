@@ -15,7 +15,7 @@ from eval.manifest import load_benchmark
 from eval.results import read_results
 from eval.run import main as run_main_cli
 from eval.shapes.make_benchmark import build
-from eval.shapes.world import parse_caption
+from eval.shapes.world import MOTIONS, parse_caption
 from eval.shapes.train_clip import CHECKPOINT
 from eval.video import read_video
 from vmc.backbones import SHAPES_DIR, resolve_backbone
@@ -108,6 +108,8 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     assert code == 2 and "this run holds out rise, grow; resuming it with --held-out zigzag_left" in err
     code, _, err = run_main(main, "--work", work, "--held-out", "rise,sideways", capsys=capsys)
     assert code == 2 and "--held-out: unknown motion(s) sideways" in err
+    code, _, err = run_main(main, "--work", work, "--held-out", ",".join(MOTIONS), capsys=capsys)
+    assert code == 2 and "--held-out: that leaves no motion to train on" in err
     args = ["--work", work, "--stages", "keyframes", "--steps", "3", "--batch-size", "2", "--freeze-text",
             "--held-out", "grow,rise"]
     assert run_main(main, *args, capsys=capsys)[0] == 0
@@ -266,7 +268,6 @@ def test_training_goes_on_from_the_shipped_weights(tmp_path, capsys):
 
 
 def test_reversal_pairs_name_the_reversed_motion_in_the_same_words():
-    from eval.shapes.world import MOTIONS, parse_caption
     from vmc.shapes.data import sample_reversal_pairs
 
     _, captions, wrong = sample_reversal_pairs(np.random.default_rng(1), 40)
@@ -279,7 +280,7 @@ def test_reversal_pairs_name_the_reversed_motion_in_the_same_words():
 def test_neighbour_share_names_a_line_45_degrees_off_for_straight_lines():
     import math
 
-    from eval.shapes.world import MOTIONS, parse_caption, random_scene, render
+    from eval.shapes.world import random_scene, render
     from vmc.shapes.data import LINE_RING, sample_reversal_pairs
 
     def angle(motion):  # of the rendered object's displacement, in degrees
@@ -300,7 +301,6 @@ def test_neighbour_share_names_a_line_45_degrees_off_for_straight_lines():
 
 
 def test_held_out_motions_stay_out_of_the_training_data():
-    from eval.shapes.world import MOTIONS
     from vmc.shapes.data import LINE_RING, sample_clips, sample_reversal_pairs
 
     held_out = ("rise", "grow", "up")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eval.errors import UserError
 from eval.shapes.world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, random_scene, render
 
 BASE_SIZE = 16
@@ -47,11 +48,13 @@ def held_out_motions(backbone) -> tuple[str, ...]:
 def check_held_out(names) -> tuple[str, ...]:
     unknown = [m for m in names if m not in MOTIONS]
     if unknown:
-        from eval.errors import UserError
-
         raise UserError(f"--held-out: unknown motion(s) {', '.join(unknown)}; the world's motions are "
                         f"{', '.join(MOTIONS)}")
+    if not train_motions(names):
+        raise UserError("--held-out: that leaves no motion to train on")
     return tuple(names)
+
+
 # the eight straight lines in order of angle: each one's neighbours lie 45 degrees either side
 LINE_RING = ("right", "down_right", "down", "down_left", "left", "up_left", "up", "up_right")
 VOCABULARY = ("a an and is are on background to the in of up down left right moving zigzagging bouncing falling "
