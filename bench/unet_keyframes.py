@@ -1,7 +1,9 @@
 """Keyframe-stage UNet speed: one evaluation with a classifier-free-guidance batch of 2 at 8×40×64, the real
-show-1-base config with random weights, eager fp16 / bf16 vs torch.compile, outputs compared with eager fp16.
+show-1-base config with random weights, eager fp16 / bf16 vs torch.compile, outputs compared with eager fp16;
+the temporal attention computed by each of `--temporal-attention` (vmc/models/short_attention.py), side by side.
 
     python bench/unet_keyframes.py [--steps 75] [--compile-mode default|max-autotune-no-cudagraphs|none]
+                                   [--temporal-attention sdpa,short]
 
 (On an H100, max-autotune-no-cudagraphs was still autotuning this model after 8 minutes, and the default mode
 had not finished compiling after about 2.5 minutes.)
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmc.configs import load_config  # noqa: E402
 from vmc.models import Show1UNet3D  # noqa: E402
+from vmc.models.short_attention import set_temporal_attention  # noqa: E402
 
 
 def timed(fn, iters: int) -> float:
@@ -40,6 +43,8 @@ def main():
     p.add_argument("--steps", type=int, default=75)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--compile-mode", default="default", help="torch.compile mode, or 'none'")
+    p.add_argument("--temporal-attention", default="sdpa,short", help="temporal attention kinds to compare; the "
+                   "first is the reference, bf16 and the compiled model use the fastest")
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     dev = torch.device("cuda")
@@ -51,16 +56,25 @@ def main():
     x = torch.randn(2, 3, 8, 40, 64, device=dev, generator=g)
     text = torch.randn(2, 77, 4096, device=dev, generator=g)
     t = torch.tensor([500, 500], device=dev)
+    kinds = args.temporal_attention.split(",")
     results = {}
-    for dtype in (torch.float16, torch.bfloat16):
+    for kind, dtype in [(k, torch.float16) for k in kinds] + [(None, torch.bfloat16)]:
+        if kind is None:  # bf16 and the compiled model with the fastest fp16 kind
+            kind = fastest = min(kinds, key=lambda k: results[f"float16 {k}"][0])
+        set_temporal_attention(model, kind)
         m = model.to(dev, dtype)
+        key = f"{str(dtype)[6:]} {kind}"
         with torch.inference_mode():
             run = lambda: m(x.to(dtype), t, text.to(dtype)).sample  # noqa: E731
-            results[str(dtype)] = (timed(run, args.iters), run().float())
-            print(f"eager {str(dtype)[6:]:9s}: {results[str(dtype)][0] * 1e3:7.1f} ms/eval, "
-                  f"{results[str(dtype)][0] * args.steps:5.2f} s for {args.steps} steps", flush=True)
-    ref = results["torch.float16"][1]
+            results[key] = (timed(run, args.iters), run().float())
+        print(f"eager {key:15s}: {results[key][0] * 1e3:7.1f} ms/eval, "
+              f"{results[key][0] * args.steps:5.2f} s for {args.steps} steps", flush=True)
+    ref = results[f"float16 {kinds[0]}"][1]
+    for key, (_, out) in results.items():
+        print(f"{key} vs float16 {kinds[0]}: max |Δ| = {((out - ref).abs().max() / ref.abs().max()).item():.2e} "
+              "of max |out|")
     if args.compile_mode != "none":
+        set_temporal_attention(model, fastest)
         m = model.to(dev, torch.float16)
         compiled = torch.compile(m, mode=args.compile_mode)
         with torch.inference_mode():
@@ -70,10 +84,8 @@ def main():
             print(f"compile time: {time.perf_counter() - t0:.0f} s")
             dt = timed(run, args.iters)
         err = ((out - ref).abs().max() / ref.abs().max()).item()
-        print(f"compiled fp16: {dt * 1e3:7.1f} ms/eval, {dt * args.steps:5.2f} s for {args.steps} steps; "
-              f"max |Δ| vs eager fp16 = {err:.2e} of max |out|")
-    b16 = results["torch.bfloat16"][1]
-    print(f"bf16 vs fp16 eager: max |Δ| = {((b16 - ref).abs().max() / ref.abs().max()).item():.2e} of max |out|")
+        print(f"compiled fp16 {fastest}: {dt * 1e3:7.1f} ms/eval, {dt * args.steps:5.2f} s for {args.steps} steps; "
+              f"max |Δ| vs eager fp16 {kinds[0]} = {err:.2e} of max |out|")
     print(f"peak memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 
 

@@ -99,3 +99,52 @@ def test_frame_convs_equal_the_3d_temporal_conv_in_float64_with_gradients(batch)
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
     for g_fast, g_ref in zip(grads[1], grads[0]):
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_short_sequence_attention_equals_the_softmax_formula_in_float64_with_gradients():
+    """ShortSequenceAttnProcessor against softmax(QKᵀ/√d)V written out per head, and SDPA's gradients."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+
+    from vmc.models.short_attention import ShortSequenceAttnProcessor
+
+    torch.manual_seed(3)
+    attn = Attention(query_dim=20, heads=4, dim_head=5, bias=False).double()
+    x = torch.randn(6, 8, 20, dtype=torch.float64)
+    q, k, v = (layer(x).view(6, 8, 4, 5) for layer in (attn.to_q, attn.to_k, attn.to_v))
+    scores = torch.einsum("nihd,njhd->nhij", q, k) / 5 ** 0.5
+    expected = attn.to_out[0](torch.einsum("nhij,njhd->nihd", scores.softmax(-1), v).reshape(6, 8, 20))
+    outs, grads = [], []
+    for processor in (ShortSequenceAttnProcessor(), AttnProcessor2_0()):
+        attn.set_processor(processor)
+        attn.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        out = attn(xi)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=torch.float64).view_as(out)).sum().backward()
+        outs.append(out)
+        grads.append([xi.grad, *(p.grad.clone() for p in attn.parameters())])
+    torch.testing.assert_close(outs[0], expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(outs[1], expected, rtol=1e-12, atol=1e-12)
+    for g_short, g_sdpa in zip(*grads):
+        torch.testing.assert_close(g_short, g_sdpa, rtol=1e-10, atol=1e-12)
+
+
+def test_set_temporal_attention_switches_every_temporal_attention_and_keeps_the_output():
+    from vmc.models.short_attention import ShortSequenceAttnProcessor, set_temporal_attention
+
+    config = tiny_configs()["keyframes"]
+    model = Show1UNet3D.from_config(config).eval()
+    model.load_state_dict(deterministic_state_dict({k: tuple(v) for k, v in _shapes(model).items()}))
+    x = inputs(config)
+    with torch.no_grad():
+        sdpa = model(x["sample"], x["timestep"], x["encoder_hidden_states"]).sample
+        n = set_temporal_attention(model, "short")
+        short = model(x["sample"], x["timestep"], x["encoder_hidden_states"]).sample
+    temporal = [m for name, m in model.named_modules() if "temp_attentions" in name and hasattr(m, "processor")]
+    assert n == len(temporal) > 0 and all(isinstance(m.processor, ShortSequenceAttnProcessor) for m in temporal)
+    spatial = [m for name, m in model.named_modules() if ".attentions." in name and hasattr(m, "processor")]
+    assert spatial and not any(isinstance(m.processor, ShortSequenceAttnProcessor) for m in spatial)
+    torch.testing.assert_close(short, sdpa, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="expected 'short' or 'sdpa'"):
+        set_temporal_attention(model, "flash")
+    with pytest.raises(ValueError, match="has no temporal attention"):
+        set_temporal_attention(torch.nn.Linear(2, 2), "short")
