@@ -40,6 +40,8 @@ def main():
     p.add_argument("--checkpointing", action="store_true")
     p.add_argument("--tiny", action="store_true")
     args = p.parse_args()
+    if not set(args.temporal_attention.split(",")) <= {"sdpa", "short"}:
+        p.error(f"--temporal-attention {args.temporal_attention!r}: each kind is 'sdpa' or 'short'")
     cuda = torch.cuda.is_available() and not args.tiny
     dev = torch.device("cuda" if cuda else "cpu")
     config = {**load_config("show1-base-unet"), **(TINY if args.tiny else {})}
@@ -69,8 +71,8 @@ def main():
             torch.cuda.synchronize()
         per_step = (time.perf_counter() - t0) / args.steps
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
-        print(f"{mode:5s} {kind:5s}: {per_step * 1e3:8.1f} ms/step → {per_step * 400:6.1f} s for 400 steps; peak {peak:.2f} GiB; "
-              f"loss {result['history'][0]:.4f} → {result['history'][-1]:.4f}", flush=True)
+        print(f"{mode:5s} {kind:5s}: {per_step * 1e3:8.1f} ms/step → {per_step * 400:6.1f} s for 400 steps; "
+              f"peak {peak:.2f} GiB; loss {result['history'][0]:.4f} → {result['history'][-1]:.4f}", flush=True)
         del unet
         if cuda:
             torch.cuda.empty_cache()

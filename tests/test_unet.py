@@ -148,3 +148,10 @@ def test_set_temporal_attention_switches_every_temporal_attention_and_keeps_the_
         set_temporal_attention(model, "flash")
     with pytest.raises(ValueError, match="has no temporal attention"):
         set_temporal_attention(torch.nn.Linear(2, 2), "short")
+    from diffusers.models.attention_processor import Attention
+
+    residual = torch.nn.ModuleDict({"temp_attentions": Attention(query_dim=8, heads=2, dim_head=4,
+                                                                 residual_connection=True)})
+    with pytest.raises(ValueError, match="temp_attentions: not a plain attention"):
+        set_temporal_attention(residual, "short")
+    assert set_temporal_attention(residual, "sdpa") == 1

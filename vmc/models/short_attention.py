@@ -10,7 +10,7 @@ attention (softmax in fp32, as the fused kernels compute it); `bench/unet_keyfra
 from __future__ import annotations
 
 import torch
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 
 class ShortSequenceAttnProcessor:
@@ -46,14 +46,12 @@ def supports_short_attention(attn: Attention) -> bool:
 def set_temporal_attention(unet, kind: str) -> int:
     """Compute every temporal-transformer attention of a Show-1-style UNet with `kind` ("short": this module's
     processor; "sdpa": diffusers' fused default). Returns how many attentions were set."""
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
     if kind not in ("short", "sdpa"):
         raise ValueError(f"temporal attention {kind!r}: expected 'short' or 'sdpa'")
     count = 0
     for name, module in unet.named_modules():
         if isinstance(module, Attention) and "temp_attentions" in name:
-            if not supports_short_attention(module):
+            if kind == "short" and not supports_short_attention(module):
                 raise ValueError(f"{name}: not a plain attention; the short-sequence processor does not apply")
             module.set_processor(ShortSequenceAttnProcessor() if kind == "short" else AttnProcessor2_0())
             count += 1
