@@ -81,3 +81,17 @@ def test_adapter_cache_and_run_info_are_keyed_by_the_weights(benchmark_dir, tmp_
     perturb("show-1-interpolation")  # the adapter does not depend on a later stage; the videos do
     third = adapter_folder_and_weights()
     assert third[0] == second[0] and third[1] != second[1]
+
+
+def test_a_bad_adaptation_setting_is_one_clear_error(tmp_path):
+    import pytest
+
+    from eval.errors import UserError
+    from vmc.method import VMCMethod
+
+    tiny = _fast_tiny(tmp_path)
+    meta = json.loads((tiny / "cascade.json").read_text())
+    meta["vmc"]["gradient_checkpointing"] = "partial"
+    (tiny / "cascade.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="adaptation settings of backbone .*gradient_checkpointing 'partial': one of"):
+        VMCMethod(str(tiny), device="cpu").train_config()

@@ -118,7 +118,7 @@ class VMCMethod(_CascadeMethod):
                      if not k.startswith("inversion_") and k not in self.own_settings}
         try:
             return dataclasses.replace(TrainConfig(**self.defaults), **overrides)
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             from eval.errors import UserError
 
             raise UserError(f"adaptation settings of backbone {self.backbone.name}: {e}") from None

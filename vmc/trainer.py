@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from vmc.losses import motion_distillation_loss
+from vmc.models.checkpointing import MODES, set_gradient_checkpointing
 from vmc.parameters import select_parameters
 from vmc.prediction import as_epsilon
 from vmc.progress import inner_bar
@@ -31,7 +32,13 @@ class TrainConfig:
     loss: str = "cosine"
     rule: str = "qkv"
     mixed_precision: str = "auto"  # auto: bf16 on GPU, none on CPU; or bf16, fp16, no
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: str = "none"  # or selective, full (vmc/models/checkpointing.py)
+
+    def __post_init__(self):
+        if isinstance(self.gradient_checkpointing, bool):  # as settings and adapters written before the modes say it
+            self.gradient_checkpointing = "full" if self.gradient_checkpointing else "none"
+        if self.gradient_checkpointing not in MODES:
+            raise ValueError(f"gradient_checkpointing {self.gradient_checkpointing!r}: one of {', '.join(MODES)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,8 +101,7 @@ def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_sch
     selected = select_parameters(unet, config.rule)
     amp = _autocast_dtype(config, device)
     store_weights(unet, selected, amp)
-    if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+    set_gradient_checkpointing(unet, config.gradient_checkpointing)
     unet.train()
     opt = torch.optim.AdamW(selected.values(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay,
                             eps=config.eps)

@@ -22,7 +22,6 @@ from diffusers.models.unets.unet_3d_blocks import (
     UpBlock3D,
 )
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 
 class _Show1Block(nn.Module):
@@ -65,8 +64,10 @@ class _Show1Block(nn.Module):
                 for _ in range(n))
 
     def _run(self, fn, *args):
+        # the checkpointing function is the one diffusers' enable_gradient_checkpointing set (plain or selective:
+        # vmc/models/checkpointing.py)
         if self.gradient_checkpointing and torch.is_grad_enabled():
-            return checkpoint(fn, *args, use_reentrant=False)
+            return self._gradient_checkpointing_func(fn, *args)
         return fn(*args)
 
     def _conv_part(self, i, h, temb, num_frames):
