@@ -102,7 +102,7 @@ class Show1DownBlock3D(_Show1Block):
                                         cross_attention_kwargs)
             outputs += (hidden_states,)
         if self.downsamplers is not None:
-            hidden_states = self.downsamplers[0](hidden_states, temb)
+            hidden_states = self._run(self.downsamplers[0], hidden_states, temb)
             outputs += (hidden_states,)
         return hidden_states, outputs
 
@@ -125,7 +125,7 @@ class Show1UpBlock3D(_Show1Block):
             hidden_states = self._layer(i, hidden_states, temb, encoder_hidden_states, num_frames,
                                         cross_attention_kwargs)
         if self.upsamplers is not None:
-            hidden_states = self.upsamplers[0](hidden_states, temb)
+            hidden_states = self._run(self.upsamplers[0], hidden_states, temb)
         return hidden_states
 
 
