@@ -29,6 +29,7 @@ from vmc.models import Show1UNet3D  # noqa: E402
 from vmc.models.checkpointing import MODES, LiveTensorBytes, set_gradient_checkpointing  # noqa: E402
 from vmc.parameters import select_parameters  # noqa: E402
 
+
 def one_pass(mode: str, frames: int, height: int, width: int) -> dict:
     config = load_config("show1-base-unet")
     torch.manual_seed(0)

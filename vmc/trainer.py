@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from vmc.losses import motion_distillation_loss
-from vmc.models.checkpointing import MODES, set_gradient_checkpointing
+from vmc.models.checkpointing import check_mode, set_gradient_checkpointing
 from vmc.parameters import select_parameters
 from vmc.prediction import as_epsilon
 from vmc.progress import inner_bar
@@ -37,8 +37,7 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.gradient_checkpointing, bool):  # as settings and adapters written before the modes say it
             self.gradient_checkpointing = "full" if self.gradient_checkpointing else "none"
-        if self.gradient_checkpointing not in MODES:
-            raise ValueError(f"gradient_checkpointing {self.gradient_checkpointing!r}: one of {', '.join(MODES)}")
+        check_mode(self.gradient_checkpointing)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,9 +11,8 @@ forward pass. `bench/activation_memory.py` measures the three ways side by side.
 
 from __future__ import annotations
 
-from functools import partial
-
 import weakref
+from functools import partial
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -39,12 +38,16 @@ def selective_checkpoint(fn, *args):
     return checkpoint(fn, *args, use_reentrant=False, context_fn=partial(create_selective_checkpoint_contexts, _policy))
 
 
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"gradient_checkpointing {mode!r}: one of {', '.join(MODES)}")
+    return mode
+
+
 def set_gradient_checkpointing(unet, mode: str):
     """'none', 'selective' or 'full' (every block recomputed from its inputs) on a UNet whose blocks checkpoint
     through diffusers' `enable_gradient_checkpointing`."""
-    if mode not in MODES:
-        raise ValueError(f"gradient checkpointing {mode!r}: one of {', '.join(MODES)}")
-    if mode == "none":
+    if check_mode(mode) == "none":
         if getattr(unet, "is_gradient_checkpointing", False):  # any model trains with none, a diffusers one or not
             unet.disable_gradient_checkpointing()
     else:
