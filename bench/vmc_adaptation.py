@@ -38,7 +38,7 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--modes", default="fp16,bf16")
     p.add_argument("--temporal-attention", default="sdpa,short")
-    p.add_argument("--checkpointing", default="none,selective")
+    p.add_argument("--checkpointing", default="none,selective,full")
     p.add_argument("--tiny", action="store_true")
     args = p.parse_args()
     if not set(args.temporal_attention.split(",")) <= {"sdpa", "short"}:
