@@ -3,7 +3,7 @@ the real show-1-base config with random weights, the official qkv selection trai
 pass with the UNet in train mode, side by side for each mode (vmc/models/checkpointing.py). Tensors are counted
 per storage as they are created and freed (LiveTensorBytes); the weights are not counted.
 
-    python bench/activation_memory.py [--modes none,selective,full] [--size 16x24] [--frames 8]
+    python bench/activation_memory.py [--modes none,convs,full] [--size 16x24] [--frames 8]
 
 It prints the bytes alive after the forward pass (what is held for the backward pass), the peak over both
 passes, the time, and how far each mode's gradients are from the plain pass's. Activation memory grows about

@@ -4,7 +4,7 @@ show-1-base config, side by side for each mixed-precision mode, each way of comp
 (vmc/models/short_attention.py) and each gradient-checkpointing mode (vmc/models/checkpointing.py).
 
     python bench/vmc_adaptation.py [--steps 20] [--modes fp16,bf16] [--temporal-attention sdpa,short]
-                                   [--checkpointing none,selective,full] [--tiny]
+                                   [--checkpointing none,convs,full] [--tiny]
 
 Anchor (official code, one H100, fp16 autocast over fp32 weights): 283 ms per step (113 s for 400 steps),
 17.95 GiB peak for the UNet alone. Targets: ≤ 95 ms per step, ≤ 8 GiB. --tiny runs a tiny config on the CPU
@@ -38,7 +38,7 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--modes", default="fp16,bf16")
     p.add_argument("--temporal-attention", default="sdpa,short")
-    p.add_argument("--checkpointing", default="none,selective,full")
+    p.add_argument("--checkpointing", default="none,convs,full")
     p.add_argument("--tiny", action="store_true")
     args = p.parse_args()
     if not set(args.temporal_attention.split(",")) <= {"sdpa", "short"}:

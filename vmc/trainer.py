@@ -32,7 +32,7 @@ class TrainConfig:
     loss: str = "cosine"
     rule: str = "qkv"
     mixed_precision: str = "auto"  # auto: bf16 on GPU, none on CPU; or bf16, fp16, no
-    gradient_checkpointing: str = "none"  # or selective, full (vmc/models/checkpointing.py)
+    gradient_checkpointing: str = "none"  # or convs, full (vmc/models/checkpointing.py)
 
     def __post_init__(self):
         if isinstance(self.gradient_checkpointing, bool):  # as settings and adapters written before the modes say it

@@ -1,46 +1,30 @@
-"""Selective activation checkpointing of the UNet blocks: keep what is costly to compute, recompute what is not.
+"""Gradient checkpointing of the UNet blocks, whole or of their convolutional parts only, and a way to measure
+what each holds for the backward pass without a GPU.
 
-Plain gradient checkpointing keeps only each checkpointed part's inputs and recomputes all of its forward pass
-in the backward pass (on one H100 a VMC step took twice as long). The selective form keeps the outputs of the
-convolutions, matrix products and attention kernels, and recomputes only the cheap operations between them:
-group and layer norms, activations, dropout (with the same random draws), autocast's dtype casts, additions.
-Much of the memory held for the backward pass is theirs (on a GPU, autocast runs the norms in fp32, so each
-keeps an fp32 copy of its input), and their kernels are a small part of the time. The gradients are those of
-the plain forward pass. The price is PyTorch's selective-checkpoint machinery, which runs in Python for every
-operation of the forward pass and of its recomputation: about 45 µs per forward operation on a 2-core CPU (a
-tiny config's training pass with 5,000 operations took 165 ms against 46 ms plain and 101 ms fully
-checkpointed), and a forward pass of show-1-base has about 7,000 operations, so on a GPU this may cost more
-time than the recomputation it spares. `bench/activation_memory.py` measures the memory of the three ways side
-by side, `bench/vmc_adaptation.py` their time and peak on a GPU.
+Each layer of a Show-1 block is a convolutional part (2D resnet and temporal convolutions) followed by an
+attention part (spatial attention and temporal transformer). `full` recomputes both from their inputs in the
+backward pass (on one H100 a VMC step took twice as long); `convs` recomputes the convolutional parts only.
+Those hold about half of what a plain pass keeps for the backward pass (their norms, activations, dropout
+masks and convolution inputs; on a GPU, autocast runs the norms in fp32, so each keeps an fp32 copy of its
+input), while the attention parts are not run twice (the temporal attention alone took 28% of a keyframe-UNet
+evaluation in an H100 profile). The gradients are those of the plain pass. `bench/activation_memory.py`
+measures what the modes hold, `bench/vmc_adaptation.py` their time and peak on a GPU.
+
+PyTorch's selective activation checkpointing (keep the outputs of chosen operations, recompute the rest) was
+tried first and dropped: its machinery runs in Python for every operation of the forward pass and of its
+recomputation, about 45 µs per forward operation on a 2-core CPU, and a forward pass of show-1-base has about
+7,000 operations, so on a GPU it would likely cost more time than it spares; it also held more (62% of the plain
+pass's memory against 50% for `convs`).
 """
 
 from __future__ import annotations
 
 import weakref
-from functools import partial
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
-aten = torch.ops.aten
-# the operations whose outputs are kept: convolutions, matrix products, and the fused attention kernels of each
-# device (the two-product temporal attention of vmc/models/short_attention.py is matrix products)
-KEPT = frozenset({
-    aten.convolution.default, aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default,
-    aten._scaled_dot_product_flash_attention.default, aten._scaled_dot_product_efficient_attention.default,
-    aten._scaled_dot_product_cudnn_attention.default, aten._scaled_dot_product_flash_attention_for_cpu.default,
-})
-MODES = ("none", "selective", "full")
-
-
-def _policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
-    return CheckpointPolicy.MUST_SAVE if op in KEPT else CheckpointPolicy.PREFER_RECOMPUTE
-
-
-def selective_checkpoint(fn, *args):
-    """Run fn(*args) keeping only the outputs of the KEPT operations for the backward pass."""
-    return checkpoint(fn, *args, use_reentrant=False, context_fn=partial(create_selective_checkpoint_contexts, _policy))
+MODES = ("none", "convs", "full")
 
 
 def check_mode(mode: str) -> str:
@@ -50,13 +34,16 @@ def check_mode(mode: str) -> str:
 
 
 def set_gradient_checkpointing(unet, mode: str):
-    """'none', 'selective' or 'full' (every block recomputed from its inputs) on a UNet whose blocks checkpoint
-    through diffusers' `enable_gradient_checkpointing`."""
-    if check_mode(mode) == "none":
-        if getattr(unet, "is_gradient_checkpointing", False):  # any model trains with none, a diffusers one or not
-            unet.disable_gradient_checkpointing()
-    else:
-        unet.enable_gradient_checkpointing(selective_checkpoint if mode == "selective" else None)
+    """'none', 'convs' (the blocks' convolutional parts recomputed from their inputs) or 'full' (every part), on
+    a UNet whose blocks checkpoint through diffusers' `enable_gradient_checkpointing`."""
+    check_mode(mode)
+    for block in unet.modules():
+        if hasattr(block, "checkpoint_attention"):
+            block.checkpoint_attention = mode != "convs"
+    if mode != "none":
+        unet.enable_gradient_checkpointing()
+    elif getattr(unet, "is_gradient_checkpointing", False):  # any model trains with none, a diffusers one or not
+        unet.disable_gradient_checkpointing()
 
 
 class LiveTensorBytes(TorchDispatchMode):

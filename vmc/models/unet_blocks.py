@@ -41,6 +41,7 @@ class _Show1Block(nn.Module):
         self.with_attention = with_attention
         self.has_cross_attention = with_attention
         self.gradient_checkpointing = False
+        self.checkpoint_attention = True  # False: checkpoint the convolutional parts only (checkpointing.py)
 
     def _resnet(self, cin: int, cout: int, **kw) -> ResnetBlock2D:
         return ResnetBlock2D(in_channels=cin, out_channels=cout, **self._resnet_kw, **kw)
@@ -63,11 +64,9 @@ class _Show1Block(nn.Module):
                                          cross_attention_dim=a["cross_attention_dim"], norm_num_groups=a["groups"])
                 for _ in range(n))
 
-    def _run(self, fn, *args):
-        # the checkpointing function is the one diffusers' enable_gradient_checkpointing set (plain or selective:
-        # vmc/models/checkpointing.py)
-        if self.gradient_checkpointing and torch.is_grad_enabled():
-            return self._gradient_checkpointing_func(fn, *args)
+    def _run(self, fn, *args, attention: bool = False):
+        if self.gradient_checkpointing and torch.is_grad_enabled() and (self.checkpoint_attention or not attention):
+            return self._gradient_checkpointing_func(fn, *args)  # as diffusers' enable_gradient_checkpointing set it
         return fn(*args)
 
     def _conv_part(self, i, h, temb, num_frames):
@@ -81,7 +80,8 @@ class _Show1Block(nn.Module):
     def _layer(self, i, h, temb, encoder_hidden_states, num_frames, cross_attention_kwargs):
         h = self._run(self._conv_part, i, h, temb, num_frames)
         if self.with_attention:
-            h = self._run(self._attn_part, i, h, encoder_hidden_states, num_frames, cross_attention_kwargs or {})
+            h = self._run(self._attn_part, i, h, encoder_hidden_states, num_frames, cross_attention_kwargs or {},
+                          attention=True)
         return h
 
 
@@ -141,7 +141,7 @@ class UNetMidBlock3DSimpleCrossAttn(_Show1Block):
         hidden_states = self._run(self._conv_part, 0, hidden_states, temb, num_frames)
         for i in range(len(self.attentions)):
             hidden_states = self._run(self._attn_part, i, hidden_states, encoder_hidden_states, num_frames,
-                                      cross_attention_kwargs or {})
+                                      cross_attention_kwargs or {}, attention=True)
             hidden_states = self._run(self._conv_part, i + 1, hidden_states, temb, num_frames)
         return hidden_states
 
