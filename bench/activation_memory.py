@@ -33,10 +33,8 @@ from vmc.parameters import select_parameters  # noqa: E402
 def one_pass(mode: str, frames: int, height: int, width: int) -> dict:
     config = load_config("show1-base-unet")
     torch.manual_seed(0)
-    unet = Show1UNet3D.from_config(config).train().requires_grad_(False)
-    selected = select_parameters(unet, "qkv")
-    for p in selected.values():
-        p.requires_grad_(True)
+    unet = Show1UNet3D.from_config(config).train()
+    selected = select_parameters(unet, "qkv")  # freezes every other parameter
     set_gradient_checkpointing(unet, mode)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(1, 3, frames, height, width, generator=g)

@@ -90,10 +90,7 @@ def test_checkpointing_modes_give_the_same_gradients_and_hold_less():
     grads, held = {}, {}
     for mode in ("none", "convs", "full"):
         unet = _unet().double().train()
-        unet.requires_grad_(False)
-        selected = select_parameters(unet, "qkv")
-        for p in selected.values():
-            p.requires_grad_(True)
+        selected = select_parameters(unet, "qkv")  # freezes every other parameter
         set_gradient_checkpointing(unet, mode)
         torch.manual_seed(11)
         with LiveTensorBytes(ignore=unet.parameters()) as memory:
@@ -132,10 +129,8 @@ def test_weights_stored_in_the_autocast_dtype_are_not_copied_for_the_backward_pa
     x, text = torch.randn(1, 3, 4, 16, 24, generator=g), torch.randn(1, 5, 96, generator=g)
     held = {}
     for low in (False, True):
-        unet = _unet().bfloat16().float().train().requires_grad_(False)  # weights bf16 holds exactly
+        unet = _unet().bfloat16().float().train()  # weights bf16 holds exactly
         selected = select_parameters(unet, "qkv")
-        for p in selected.values():
-            p.requires_grad_(True)
         store_weights(unet, selected, torch.bfloat16 if low else None)
         with LiveTensorBytes(ignore=unet.parameters()) as memory, torch.autocast("cpu", dtype=torch.bfloat16):
             out = unet(x, torch.tensor([417]), text).sample
