@@ -58,7 +58,7 @@ def main():
     for mode, kind, ckpt in [(m, k, c) for m in args.modes.split(",") for k in args.temporal_attention.split(",")
                              for c in args.checkpointing.split(",")]:
         torch.manual_seed(0)
-        with dev:  # built on the GPU: random init of 1.8 B parameters on the CPU takes longer than the steps
+        with dev:  # built on the GPU: random init of 1.73 B parameters on the CPU takes longer than the steps
             unet = Show1UNet3D.from_config(config).to(torch.float16 if cuda else torch.float32)  # as loaded
         set_temporal_attention(unet, kind)
         if cuda:
