@@ -2,8 +2,8 @@
 
 Write the `shapes` benchmark: benchmarks/shapes.yaml and its reference clips (benchmarks/shapes/*.mp4), all
 rendered from the scenes listed here, so the benchmark is reproducible from the code alone. Six reference
-motions: four the shapes cascade was trained on (one of them the time reversal of another trained motion)
-and two held out of its training (time reversals of trained ones), each with six target prompts that
+motions: two the shapes cascade was trained on and four held out of its training (each the time reversal
+of a trained motion, so text alone cannot name them to the model), each with six target prompts that
 change colour, shape and background but keep the motion. Six, not three, because confidence intervals count
 target prompts (seeds are replicates). The last three of each case were added later, by a rule: the
 backgrounds the first three left out (other than the reference's own), then the first target's again, with
@@ -29,16 +29,17 @@ CASES = [  # id, reference scene, (colour, shape, background) of each target, no
     ("right", Scene((Object("circle", "red", 0.18),), "black", "right", (0.5, 0.55)),
      [("yellow", "star", "gray"), ("blue", "square", "striped"), ("white", "triangle", "navy"),
       ("green", "square", "beige"), ("purple", "triangle", "checkered"), ("orange", "star", "gray")], "trained"),
-    ("fall", Scene((Object("square", "green", 0.17),), "beige", "fall", (0.45, 0.5)),
+    ("rise", Scene((Object("square", "green", 0.17),), "beige", "rise", (0.45, 0.5)),
      [("red", "circle", "black"), ("purple", "star", "gray"), ("yellow", "triangle", "checkered"),
-      ("blue", "circle", "striped"), ("white", "triangle", "navy"), ("orange", "star", "black")], "trained"),
+      ("blue", "circle", "striped"), ("white", "triangle", "navy"), ("orange", "star", "black")],
+     "held out of training; the time reversal of fall"),
     ("up_left", Scene((Object("triangle", "yellow", 0.18),), "navy", "up_left", (0.5, 0.5)),
      [("white", "circle", "gray"), ("orange", "square", "black"), ("green", "star", "beige"),
       ("red", "circle", "striped"), ("purple", "square", "checkered"), ("blue", "star", "gray")], "trained"),
-    ("shrink", Scene((Object("star", "orange", 0.18),), "gray", "shrink", (0.5, 0.5)),
+    ("grow", Scene((Object("star", "orange", 0.18),), "gray", "grow", (0.5, 0.5)),
      [("blue", "circle", "beige"), ("white", "square", "checkered"), ("red", "triangle", "navy"),
       ("green", "circle", "black"), ("yellow", "square", "striped"), ("purple", "triangle", "beige")],
-     "trained; the time reversal of grow"),
+     "held out of training; the time reversal of shrink"),
     ("zigzag_left", Scene((Object("circle", "blue", 0.16),), "beige", "zigzag_left", (0.5, 0.5)),
      [("red", "square", "gray"), ("yellow", "star", "navy"), ("green", "triangle", "black"),
       ("white", "square", "striped"), ("purple", "triangle", "checkered"), ("orange", "star", "gray")],
@@ -51,13 +52,14 @@ CASES = [  # id, reference scene, (colour, shape, background) of each target, no
 DEV_CASES = [  # the same motions in other scenes: where adaptation settings are tuned
     ("right", Scene((Object("square", "purple", 0.17),), "gray", "right", (0.5, 0.4)),
      [("orange", "circle", "beige"), ("green", "triangle", "navy"), ("white", "star", "checkered")], "trained"),
-    ("fall", Scene((Object("circle", "orange", 0.17),), "navy", "fall", (0.55, 0.5)),
-     [("white", "square", "beige"), ("blue", "triangle", "gray"), ("red", "star", "striped")], "trained"),
+    ("rise", Scene((Object("circle", "orange", 0.17),), "navy", "rise", (0.55, 0.5)),
+     [("white", "square", "beige"), ("blue", "triangle", "gray"), ("red", "star", "striped")],
+     "held out of training; the time reversal of fall"),
     ("up_left", Scene((Object("star", "white", 0.18),), "black", "up_left", (0.5, 0.5)),
      [("red", "triangle", "beige"), ("yellow", "circle", "gray"), ("blue", "square", "checkered")], "trained"),
-    ("shrink", Scene((Object("circle", "green", 0.18),), "navy", "shrink", (0.5, 0.5)),
+    ("grow", Scene((Object("circle", "green", 0.18),), "navy", "grow", (0.5, 0.5)),
      [("yellow", "square", "gray"), ("purple", "star", "beige"), ("orange", "triangle", "black")],
-     "trained; the time reversal of grow"),
+     "held out of training; the time reversal of shrink"),
     ("zigzag_left", Scene((Object("triangle", "red", 0.16),), "gray", "zigzag_left", (0.5, 0.45)),
      [("white", "circle", "navy"), ("blue", "star", "beige"), ("orange", "square", "striped")],
      "held out of training; the time reversal of zigzag_right"),
@@ -65,7 +67,7 @@ DEV_CASES = [  # the same motions in other scenes: where adaptation settings are
      [("red", "square", "beige"), ("white", "triangle", "gray"), ("purple", "circle", "checkered")],
      "held out of training; the time reversal of circle_cw"),
 ]
-DESCRIPTION = "shapes world: 6 reference motions (2 held out of training) x {} appearance changes"
+DESCRIPTION = "shapes world: 6 reference motions (4 held out of training) x {} appearance changes"
 SPLITS = {  # split: (benchmark name, scenes, what the manifest's first line calls it, its description)
     "test": ("shapes", CASES, "The shapes benchmark: the default of `python -m eval.run`", DESCRIPTION.format(6)),
     "dev": ("shapes-dev", DEV_CASES, "The shapes benchmark's development split", DESCRIPTION.format(3) +
