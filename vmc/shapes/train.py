@@ -70,7 +70,8 @@ SETTINGS = dict(num_frames=NUM_KEYFRAMES, height=BASE_SIZE, width=BASE_SIZE, key
                 keep_models=True)
 # per-clip tuning at this scale, both chosen on shapes-dev with the earlier weights (seed 0, guidance 9;
 # oracle_motion): vmc 200 steps at 4e-3 (0.88; 100 at 5e-4 gave 0.61, too little to outweigh a held-out caption),
-# tav 200 at 1e-3 (0.82; 0.61)
+# tav 200 at 1e-3 (0.82; 0.61); both kept for the shipped weights at guidance 4.5 (vmc 0.80, tav 0.93; the
+# alternatives tried are in docs/SHAPES.md)
 ADAPTATION = {"vmc": dict(steps=200, lr=4e-3, inversion_steps=16),
               "tav": dict(steps=200, lr=1e-3, inversion_steps=16)}
 
