@@ -79,6 +79,17 @@ def test_dev_split_shares_no_scene_or_target_with_the_benchmark():
     assert not prompts(test) & prompts(dev)
 
 
+@needs_weights
+def test_benchmark_holds_out_what_the_shipped_keyframes_never_saw():
+    """The benchmark's notes say which references text cannot name to the model: they must be the motions the
+    shipped keyframe stage was never trained on, or a retrain would quietly turn the benchmark into another."""
+    held_out = set(held_out_motions(resolve_backbone("shapes")))
+    for name in ("shapes", "shapes-dev"):
+        cases = load_benchmark(name).cases
+        assert {c.meta["motion"] for c in cases if "held out" in c.meta["note"]} == held_out
+        assert {c.meta["motion"] for c in cases if c.meta["note"] == "trained"}.isdisjoint(held_out)
+
+
 def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
     from vmc.shapes.train import main
 
