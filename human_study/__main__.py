@@ -21,7 +21,7 @@ from eval.results import atomic_write_text
 from human_study.design import build_study, load_study, write_media
 from human_study.exclusion import Rules, apply_exclusions
 from human_study.export import FORMATS
-from human_study.ingest import ingest
+from human_study.ingest import REFERENCE, Collector, ingest
 from human_study.questions import LABELS
 from human_study.stats import (N_BOOTSTRAP, agreement, method_differences, method_means, paper_table,
                                significance)
@@ -114,6 +114,16 @@ def aggregate(args):
         raise UserError(f"--against {against}: not a method of this study ({', '.join(methods)})")
     kept, exclusions = apply_exclusions(collected, study, key,
                                         Rules(args.max_failed_checks, args.straightline_min))
+    print(pd.DataFrame(exclusions)[["rule", "raters_flagged", "raters_removed", "raters_left"]].to_string(index=False))
+    unplayable = unplayable_reports(collected, study, key, kept)
+    if len(unplayable):
+        files = unplayable.groupby(["file", "item_id"])["rater_id"].nunique().sort_values(ascending=False)
+        print(f"{unplayable['rater_id'].nunique()} rater(s) skipped {len(unplayable)} video(s) they could not play "
+              f"(never rated); the files:")
+        for (file, item_id), n in files.head(10).items():
+            print(f"  {args.study / 'rater' / file} ({item_id}): {n} rater(s)")
+        if len(files) > 10:
+            print(f"  ... and {len(files) - 10} more files")
     rows = []
     for a in collected.answers:
         blind = key["blind"][a.blind_id]
@@ -138,16 +148,29 @@ def aggregate(args):
     for name, frame in (("table.csv", means), ("tests.csv", tests), ("differences.csv", differences),
                         ("agreement.csv", alpha),
                         ("exclusions.csv", pd.DataFrame(exclusions)), ("answers.csv", answers),
-                        ("problems.csv", problems)):
+                        ("unplayable.csv", unplayable), ("problems.csv", problems)):
         atomic_write_text(out / name, frame.to_csv(index=False))
     atomic_write_text(out / "table.md", md)
     atomic_write_text(out / "table.tex", tex)
 
-    print(pd.DataFrame(exclusions)[["rule", "raters_flagged", "raters_removed", "raters_left"]].to_string(index=False))
     print()
     print(md)
     print(f"written to {out}/ (table.csv/.md/.tex, tests.csv, differences.csv, agreement.csv, exclusions.csv, "
-          f"answers.csv, problems.csv)")
+          f"answers.csv, unplayable.csv, problems.csv)")
+
+
+def unplayable_reports(collected: Collector, study: dict, key: dict, kept: set) -> pd.DataFrame:
+    """One row per video a rater skipped as unplayable, with the file under rater/ to check and what it shows."""
+    files = {(item["item_id"], REFERENCE): item["reference"] for item in study["items"]}
+    files.update({(item["item_id"], c["blind_id"]): c["video"] for item in study["items"] for c in item["candidates"]})
+    rows = []
+    for r in collected.unplayable:
+        blind = key["blind"].get(r.blind_id, {"kind": REFERENCE})
+        rows.append({"rater_id": r.rater_id, "item_id": r.item_id, "blind_id": r.blind_id,
+                     "file": files[(r.item_id, r.blind_id)], "kind": blind["kind"], "method": blind.get("method"),
+                     "source": blind.get("source"), "kept": r.rater_id in kept, "where": r.where})
+    return pd.DataFrame(rows, columns=["rater_id", "item_id", "blind_id", "file", "kind", "method", "source", "kept",
+                                       "where"])
 
 
 @cli_main

@@ -2,7 +2,8 @@
 
 1. incomplete session: a submission that the platform marks unfinished, or that lacks a rating it was assigned
    (every video × question of the whole study for the HTML form, Qualtrics and the long CSV; of the items it
-   touched for MTurk and Label Studio, where raters take items one by one);
+   touched for MTurk and Label Studio, where raters take items one by one), other than the ratings of videos it
+   reported unplayable (every video of an item whose reference clip it reported): it rated all it could;
 2. failed attention checks: more than `max_failed_checks` checks failed (the reference clip's own motion
    preservation below its minimum, or the text alignment of a video shown with a mismatched prompt above its
    maximum; thresholds from the study key);
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from human_study.ingest import Collector
+from human_study.ingest import REFERENCE, Collector
 
 
 @dataclass
@@ -26,14 +27,19 @@ class Rules:
 def _incomplete(c: Collector, study: dict) -> set[str]:
     expected_item = {item["item_id"]: {(cand["blind_id"], q["id"]) for cand in item["candidates"]
                                        for q in study["questions"]} for item in study["items"]}
-    got = defaultdict(set)
+    covered = defaultdict(set)  # (video, question) rated or excused, per session
     for a in c.answers:
-        got[a.session].add((a.blind_id, a.question))
+        covered[a.session].add((a.blind_id, a.question))
+    for r in c.unplayable:  # a report excuses the ratings it prevented
+        if r.blind_id == REFERENCE:
+            covered[r.session] |= expected_item[r.item_id]
+        else:
+            covered[r.session] |= {(r.blind_id, q["id"]) for q in study["questions"]}
     flagged = set()
     for s, session in enumerate(c.sessions):
         items = expected_item if session.scope == "all" else session.items
         expected = set().union(*(expected_item[i] for i in items)) if items else set()
-        if not session.finished or not expected or not expected <= got[s]:
+        if not session.finished or not expected or not expected <= covered[s]:
             flagged.add(session.rater_id)
     return flagged
 

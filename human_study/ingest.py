@@ -5,6 +5,8 @@ Formats (detected from the content): the HTML form's JSON or CSV, a plain long C
 `Answer.taskAnswers`), Label Studio's JSON export, and Qualtrics' CSV export with its three header rows.
 Every answer remembers where it came from; malformed rows, out-of-range scores, unknown ids and duplicates become
 problems naming the file and line (or JSON element), never silently dropped and never counted.
+A row with the score "unplayable" and no question is the HTML form's report of a video the rater's browser could
+not play (blind id "reference": the item's reference clip): never a rating, it excuses the ratings it prevented.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from human_study.export.qualtrics import matrix_rows
 LONG_COLUMNS = ("rater_id", "item_id", "blind_id", "question", "score")
 FIELD_RE = re.compile(r"^(?P<blind>[A-Za-z0-9]+)__(?P<question>[A-Za-z0-9_]+)$")
 IMPORT_RE = re.compile(r"^QID(?P<qid>\d+)_(?P<row>\d+)$")
+UNPLAYABLE = "unplayable"
+REFERENCE = "reference"
 
 
 @dataclass
@@ -46,6 +50,16 @@ class Answer:
     session: int
 
 
+@dataclass
+class Report:
+    """A video the rater skipped because it could not be played; `blind_id` REFERENCE is the item's reference."""
+    rater_id: str
+    item_id: str
+    blind_id: str
+    where: str
+    session: int
+
+
 class Collector:
     """Checks raw answers against the study and records problems."""
 
@@ -55,6 +69,7 @@ class Collector:
         self.questions = {q["id"] for q in study["questions"]}
         self.scores = {int(s) for s in study["scores"]}
         self.answers: list[Answer] = []
+        self.unplayable: list[Report] = []
         self.sessions: list[Session] = []
         self.problems: list[tuple[str, str]] = []
         self._seen: dict[tuple, str] = {}
@@ -72,33 +87,43 @@ class Collector:
             return
         rater = self.sessions[session].rater_id
         item_id, blind_id, question = (str(v if v is not None else "").strip() for v in (item_id, blind_id, question))
+        unplayable = str(score).strip() == UNPLAYABLE
         if not item_id and blind_id in self.blind_item:
             item_id = self.blind_item[blind_id]
         problem = None
         if item_id not in self.items:
             problem = f"unknown item id '{item_id}'"
+        elif unplayable and question:
+            problem = f"an '{UNPLAYABLE}' report is about a whole video, not question '{question}'"
+        elif unplayable and blind_id == REFERENCE:
+            pass  # the item's reference clip, which every item has
         elif blind_id not in self.blind_item:
             problem = f"unknown video id '{blind_id}'"
         elif blind_id not in self.items[item_id]:
             problem = f"video id '{blind_id}' belongs to {self.blind_item[blind_id]}, not {item_id}"
-        elif question not in self.questions:
+        elif not unplayable and question not in self.questions:
             problem = f"unknown question '{question}' (questions: {', '.join(sorted(self.questions))})"
-        if problem is None:
+        if problem is None and not unplayable:
             value = parse_score(score)
             if value is None:
                 problem = f"malformed score '{score}'"
             elif value not in self.scores:
                 problem = f"score {value} out of range {min(self.scores)}–{max(self.scores)}"
         if problem is None:
-            first = self._seen.get((rater, blind_id, question))
+            first = self._seen.get((rater, item_id, blind_id, question))
             if first is not None:
-                problem = f"duplicate answer of rater '{rater}' to {blind_id}/{question} (first at {first})"
+                what = (f"report of rater '{rater}' that {blind_id} is unplayable" if unplayable else
+                        f"answer of rater '{rater}' to {blind_id}/{question}")
+                problem = f"duplicate {what} (first at {first})"
         if problem is not None:
             self.problems.append((where, problem))
             return
-        self._seen[(rater, blind_id, question)] = where
+        self._seen[(rater, item_id, blind_id, question)] = where
         self.sessions[session].items.add(item_id)
-        self.answers.append(Answer(rater, item_id, blind_id, question, value, where, session))
+        if unplayable:
+            self.unplayable.append(Report(rater, item_id, blind_id, where, session))
+        else:
+            self.answers.append(Answer(rater, item_id, blind_id, question, value, where, session))
 
 
 def parse_score(value) -> int | None:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 from tests.fixture_runs import make_run
 
 METHODS = ["vmc", "tav", "t2v"]
@@ -402,3 +402,66 @@ def test_export_refuses_unknown_method_and_existing_folder(study, tmp_path):
     result = run_cli("-m", "human_study", "export", "--run", key["run"], "--methods", "vmc,tav", "--out", out,
                      check=False)
     assert result.returncode == 2 and "already exists" in result.stderr
+
+
+def test_unplayable_reports_excuse_the_ratings_they_prevented_and_are_listed(study, simulated, tmp_path, capsys):
+    """The HTML form reports a video it could not play as a row with no question and the score "unplayable" (blind
+    id "reference" for the reference clip, which skips its whole item); in its JSON and its CSV alike that is no
+    rating, no problem, and no reason to call the session incomplete."""
+    from human_study.__main__ import main
+
+    out, public, key = study
+    first, second = public["items"][:2]
+    broken = first["candidates"][0]["blind_id"]
+    reports = [{"item_id": first["item_id"], "blind_id": broken, "question": "", "score": "unplayable"},
+               {"item_id": second["item_id"], "blind_id": "reference", "question": "", "score": "unplayable"}]
+    raters = simulated[simulated["rater_id"] < "r03"]
+    prevented = (raters["blind_id"] == broken) | (raters["item_id"] == second["item_id"])
+    skipping = raters[~prevented & (raters["rater_id"] < "r02")]
+    reported = pd.concat([skipping, pd.DataFrame([{**r, "rater_id": f"r0{k}"} for r in reports for k in (0, 1)])])
+    json_path = write_html_json(reported[reported["rater_id"] == "r00"], public["study_id"], tmp_path)[0]
+    csv_path = write_long(pd.concat([reported[reported["rater_id"] == "r01"], raters[raters["rater_id"] == "r02"]]),
+                          tmp_path / "form.csv")[0]
+    code, stdout, stderr = run_main(main, "aggregate", "--study", out, "--answers", json_path, csv_path, "--out",
+                                    tmp_path / "agg", "--bootstrap", "50", capsys=capsys)
+    assert code == 0, stderr
+    assert "2 rater(s) skipped 4 video(s) they could not play" in stdout
+    assert f"{out / 'rater' / second['reference']} ({second['item_id']}): 2 rater(s)" in stdout
+    exclusions = pd.read_csv(tmp_path / "agg" / "exclusions.csv").set_index("rule")
+    assert exclusions["raters_removed"].sum() == 0 and exclusions.loc["straightlining", "raters_left"] == 3
+    listed = pd.read_csv(tmp_path / "agg" / "unplayable.csv", keep_default_na=False)
+    assert sorted(listed["rater_id"]) == ["r00", "r00", "r01", "r01"]
+    assert set(zip(listed["blind_id"], listed["file"], listed["kind"])) == {
+        ("reference", second["reference"], "reference"), (broken, f"media/{broken}.mp4", key["blind"][broken]["kind"])}
+    answers = pd.read_csv(tmp_path / "agg" / "answers.csv")
+    assert len(answers) == len(skipping) + (raters["rater_id"] == "r02").sum()
+    # a report is about one whole video of the item it names, once per rater
+    bad = tmp_path / "bad.csv"
+    write_long(pd.DataFrame([{**reports[0], "rater_id": "r00", "question": "motion"},
+                             {**reports[1], "rater_id": "r00", "item_id": "item999"},
+                             {**reports[0], "rater_id": "r00", "blind_id": "vdeadbeef00"},
+                             {**reports[0], "rater_id": "r01"}, {**reports[0], "rater_id": "r01"}]), bad)
+    code, _, stderr = run_main(main, "aggregate", "--study", out, "--answers", bad, "--out", tmp_path / "bad",
+                               capsys=capsys)
+    assert code == 2
+    for line, message in [(2, "an 'unplayable' report is about a whole video, not question 'motion'"),
+                          (3, "unknown item id 'item999'"), (4, "unknown video id 'vdeadbeef00'"),
+                          (6, f"duplicate report of rater 'r01' that {broken} is unplayable")]:
+        assert f"{bad}: line {line}: {message}" in stderr
+
+
+def test_aggregate_prints_the_exclusion_counts_before_saying_nothing_is_left(study, simulated, tmp_path, capsys):
+    """When every rater is excluded, the counts per rule are what tells the researcher why."""
+    from human_study.__main__ import main
+
+    out, _, _ = study
+    unfinished = simulated[(simulated["rater_id"] == "r00") & (simulated["item_id"] != "item001")]
+    code, stdout, stderr = run_main(main, "aggregate", "--study", out, "--answers",
+                                    *write_long(unfinished, tmp_path / "a.csv"), "--out", tmp_path / "o",
+                                    capsys=capsys)
+    assert code == 2 and stderr.strip().count("\n") == 0 and "no answers left to aggregate" in stderr
+    counts = [line.split() for line in stdout.splitlines()]
+    assert counts[0] == ["rule", "raters_flagged", "raters_removed", "raters_left"]
+    assert counts[1:] == [["all", "0", "0", "1"], ["incomplete", "1", "1", "0"], ["attention", "0", "0", "0"],
+                          ["straightlining", "0", "0", "0"]]
+    assert not (tmp_path / "o").exists()

@@ -1,8 +1,11 @@
 """A self-contained static HTML form: works from the folder (file://) or any static host.
 
 The rater id comes from `?rater=…` or Prolific's `?PROLIFIC_PID=…` (else the page asks for it); the item order is
-shuffled per rater; a video's ratings unlock only once it (and the reference) has been watched to the end; answers
-persist in the browser across reloads and are downloaded as JSON or CSV, optionally POSTed to `post_url`.
+shuffled per rater; a video's ratings unlock only once it (and the reference) has been watched to the end; a video
+that cannot be played says so and may be skipped, which reports it in the answers (a row with no question and the
+score "unplayable"; blind id "reference" for the reference clip, which skips the whole set); Back returns to earlier
+sets; answers and progress persist in the browser across reloads and are downloaded as JSON or CSV, optionally
+POSTed to `post_url`.
 """
 
 from __future__ import annotations
