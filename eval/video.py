@@ -1,8 +1,9 @@
 """Video I/O: any common container or a folder of numbered frames in, H.264 yuv420p MP4 out.
 
-In memory a video is `uint8 T×H×W×3` plus fps. Reading goes through decord, with PyAV for the files decord
-cannot decode; frame folders and GIFs go through PIL (decord cannot measure a GIF's duration). Writing goes through PyAV because browsers need H.264 in
-yuv420p, which OpenCV's wheel cannot write.
+In memory a video is `uint8 T×H×W×3` plus fps. Files are decoded with PyAV, every frame in order; frame
+folders and GIFs go through PIL. Writing goes through PyAV because browsers need H.264 in yuv420p, which
+OpenCV's wheel cannot write. Both directions are deterministic: the same frames give the same bytes on any
+machine, and the same file the same frames.
 """
 
 from __future__ import annotations
@@ -133,46 +134,48 @@ def _read_gif(path: Path, fps: float | None) -> Video:
     return Video(frames, float(fps or (1000.0 / mean_ms if mean_ms > 0 else DEFAULT_FPS)))
 
 
-def _read_pyav(path: Path) -> tuple[np.ndarray, float]:
-    import av
-
-    with _quiet_stderr(), av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-        rate = float(stream.average_rate) if stream.average_rate else 0.0
-    if not frames:
-        raise VideoError(f"{path}: video has no frames")
-    return np.stack(frames), rate
-
-
 def _read_container(path: Path, fps: float | None) -> Video:
-    """decord first; PyAV when decord cannot decode the file (it fails on some small frame widths, e.g. 24)."""
+    """Decode every frame in order with PyAV, one decoder for every file: the same file always gives the same
+    frames. (decord's get_batch has been seen to return other frames now and then, dmlc/decord#195, and a
+    second decoder as fallback meant a file's pixels depended on which one read it.)"""
     import av
-    import decord
 
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: file is empty")
     if path.suffix.lower() == ".gif":
         return _read_gif(path, fps)
+    frames = []
     try:
-        with _quiet_stderr():
-            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-            frames = reader.get_batch(list(range(len(reader)))).asnumpy() if len(reader) else None
-            native_fps = reader.get_avg_fps()
-        if frames is None:
-            raise VideoError(f"{path}: video has no frames")
-    except (decord.DECORDError, RuntimeError) as e:
-        try:
-            frames, native_fps = _read_pyav(path)
-        except (av.error.FFmpegError, IndexError):
-            lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-            detail = lines[-1].split("] ")[-1] if lines else type(e).__name__
-            if str(path) in detail:
-                detail = "the decoder cannot open it"
-            raise VideoError(f"{path}: not a readable video ({detail})") from None
-    if not (native_fps and np.isfinite(native_fps) and native_fps > 0):
-        native_fps = DEFAULT_FPS
-    return Video(np.ascontiguousarray(frames, dtype=np.uint8), float(fps or native_fps))
+        with _quiet_stderr(), av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: not a readable video (the file holds no video stream)")
+            stream = container.streams.video[0]
+            declared = stream.frames or 0
+            rate = float(stream.average_rate) if stream.average_rate else 0.0
+            try:
+                for frame in container.decode(stream):
+                    frames.append(frame.to_ndarray(format="rgb24"))
+            except av.error.FFmpegError as e:
+                raise VideoError(f"{path}: the file is damaged or cut short: decoding stopped after {len(frames)}"
+                                 f" of {declared or 'its'} frames (FFmpeg: {_reason(e)})") from None
+    except av.error.FFmpegError as e:
+        detail = "not a video format the decoder knows, or a damaged file" \
+            if isinstance(e, av.error.InvalidDataError) else _reason(e)
+        raise VideoError(f"{path}: not a readable video ({detail})") from None
+    if not frames:
+        raise VideoError(f"{path}: video has no frames" + (f" (its header announces {declared}: the file is cut "
+                                                            "short)" if declared else ""))
+    if declared > len(frames):
+        raise VideoError(f"{path}: the file is cut short: only {len(frames)} of the {declared} frames its header "
+                         "announces could be decoded")
+    native_fps = rate if np.isfinite(rate) and rate > 0 else DEFAULT_FPS
+    return Video(np.ascontiguousarray(np.stack(frames), dtype=np.uint8), float(fps or native_fps))
+
+
+def _reason(error) -> str:
+    """FFmpeg's words for a failure, without the call it came from."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return text[:1].lower() + text[1:]
 
 
 def read_video(path: str | os.PathLike, num_frames: int | None = None, fps: float | None = None,
@@ -217,9 +220,12 @@ def write_video(path: str | os.PathLike, video: Video, crf: int = 17) -> Path:
             stream = container.add_stream("libx264", rate=Fraction(video.fps).limit_denominator(1001))
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium"}
-            for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            # x264's automatic thread count follows the machine's cores and changes the bitstream: fix it
+            stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
+            for i, frame in enumerate(frames):
+                picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                picture.pts = i
+                container.mux(stream.encode(picture))
             container.mux(stream.encode(None))
         os.replace(tmp, path)
     except BaseException:
