@@ -37,7 +37,7 @@ def make_videos(folder: Path, count: int, frames: int, size: int) -> list[dict]:
                                    ((xx + yy) + t * 5 + base[2]) % 256], -1) for t in range(frames)]).astype(np.uint8)
         path = write_video(folder / f"v{v:04d}.mp4", Video(clip, 8))
         rows.append({"key": str(v), "method": "bench", "video": path.name, "prompt": f"a video number {v % 7}",
-                     "video_path": str(path), "reference": None})
+                     "video_path": str(path), "reference_path": None, "reference": None})
     return rows
 
 

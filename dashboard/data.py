@@ -70,7 +70,10 @@ def _records(path: str, mtime: float) -> tuple[pd.DataFrame, dict]:
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn last line of a run still being written
-            row = {"key": r.get("key") or f"{r['method']}|{r.get('case')}|{r['prompt']}|{r.get('seed', 0)}",
+            key = r.get("key") or f"{r['method']}|{r.get('case')}|{r['prompt']}|{r.get('seed', 0)}"
+            if key in details:
+                continue  # a key written twice (two writers at once, before runs took the folder's lock): once
+            row = {"key": key,
                    "method": r["method"], "case": r.get("case") or "", "prompt": r["prompt"],
                    "seed": r.get("seed", 0), "video": r.get("video", ""), "reference": r.get("reference") or ""}
             row.update({f"metric.{k}": v for k, v in r.get("metrics", {}).items()})

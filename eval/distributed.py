@@ -67,10 +67,11 @@ def total_threads() -> int:
     return torch.get_num_threads()
 
 
-def launch_local(jobs: int, module: str, argv: list[str]) -> int:
-    """Run `python -m module argv` as `jobs` ranks on this machine, the CPU threads split between them, as
+def launch_local(jobs: int, module: str, argv: list[str], threads: int, lock_fd: int | None = None) -> int:
+    """Run `python -m module argv` as `jobs` ranks on this machine, with `threads` CPU threads each, as
     torchrun would; wait for all of them, and stop the others as soon as one fails. A worker that fails prints
-    its own error; one killed by a signal is reported here. Returns the exit status."""
+    its own error; one killed by a signal is reported here. `lock_fd`: the run folder's lock, inherited by the
+    workers (eval.rundir.WriterLock). Returns the exit status."""
     import socket
     import subprocess
     import sys
@@ -82,14 +83,18 @@ def launch_local(jobs: int, module: str, argv: list[str]) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     gpus = torch.cuda.device_count()
-    threads = max(1, total_threads() // jobs)
     print(f"{module}: {jobs} worker processes, {threads} thread(s) each", file=sys.stderr)
     procs = []
     for rank in range(jobs):
         env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(jobs), "LOCAL_RANK": str(rank % max(1, gpus)),
                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads),
                "VMC_INNER_BARS": "0", LOCAL_LAUNCH: "1"}  # one `items` bar per worker: inner bars would overwrite them
-        procs.append(subprocess.Popen([sys.executable, "-m", module, *argv], env=env))
+        if lock_fd is not None:
+            from eval.rundir import LOCK_FD_ENV
+
+            env[LOCK_FD_ENV] = str(lock_fd)
+        procs.append(subprocess.Popen([sys.executable, "-m", module, *argv], env=env,
+                                      pass_fds=() if lock_fd is None else (lock_fd,)))
     try:
         while True:
             codes = [p.poll() for p in procs]

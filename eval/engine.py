@@ -1,10 +1,12 @@
 """The run engine behind `python -m eval.run`: method × case × target prompt × seed → video → scores.
 
-Layout of a run directory (ARCHITECTURE.md): run.json, videos/<method>/<case>/<prompt-slug>__s<seed>.mp4,
-results.jsonl, summary.csv. Every finished item is on disk before the next starts, so a killed run loses
-nothing written; a rerun skips finished items. Under several processes, (method, case) groups are dealt out
-round-robin (so each adaptation happens once), each process appends to its own results.rank<R>.jsonl, and
-rank 0 merges them when all are done.
+Layout of a run directory: run.json, videos/<method>/<case>/<prompt-slug>__s<seed>.mp4 (each with a
+<prompt-slug>__s<seed>.json beside it holding its generation time), results.jsonl, summary.csv. Every
+finished item is on disk before the next starts, so a killed run loses nothing written; a rerun skips
+finished items. Under several processes, (method, case) groups are dealt out round-robin (so each adaptation
+happens once), each process appends to its own results.rank<R>.jsonl, and rank 0 merges them when all are
+done. One run at a time writes a folder (eval.rundir.WriterLock), and nothing is written into it before the
+inputs (the reference clips) have been read.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from eval.manifest import Benchmark, Case
 from eval.methods import Method, slugify
 from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
                           write_summary)
+from eval.rundir import WriterLock, held_by_launcher, path_fields, stored_path
 from eval.scoring import Scorer
 from eval.video import read_video, write_video
 
 PACKAGES = ["vmc-suite", "torch", "torchvision", "diffusers", "transformers", "open_clip_torch", "numpy",
-            "opencv-python-headless", "av", "decord"]
+            "opencv-python-headless", "av"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class Item:
     @property
     def video_path(self) -> Path:
         return Path("videos") / self.method / self.case / f"{slugify(self.prompt)}__s{self.seed}.mp4"
+
+    @property
+    def facts_path(self) -> Path:
+        """What is known of the video's making (its generation time), kept beside it so that a video found on
+        disk after a kill is scored with the same facts as one made in the same process."""
+        return self.video_path.with_suffix(".json")
 
 
 def versions() -> dict[str, str]:
@@ -67,11 +76,23 @@ def device_description(device: str) -> str:
     return f"cpu: {platform.processor() or platform.machine()}"
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metric_specs"), rescore: bool = False):
     """Refuse to add results to an output folder made with other settings (`rescore`: name eval.rescore as the
     way to bring the folder's scores to new metric specs)."""
+    def comparable(config, key):
+        value = config.get(key)
+        if key == "benchmark" and isinstance(value, dict):  # the manifest may be stored another way or moved
+            return {k: v for k, v in value.items() if k != "manifest"}
+        return value
+
     for key in keys:
-        if old.get(key) != new.get(key):
+        if comparable(old, key) != comparable(new, key):
             remedy = f", or score its videos again with python -m eval.rescore {path.parent}" \
                 if rescore and key == "metric_specs" else ""
             what = {"benchmark": "another benchmark", "metric_specs": "other metric specs"}.get(key, f"another {key}")
@@ -79,19 +100,32 @@ def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metri
                             f"--out, or the same settings as before{remedy}")
 
 
+def _made(out: Path) -> tuple[bool, set[str]]:
+    """(whether any result is recorded, the labels of methods with videos on disk) of a run folder."""
+    recorded = any(read_results(p) for p in [out / "results.jsonl", *out.glob("results.rank*.jsonl")])
+    videos = {d.name for d in (out / "videos").glob("*") if d.is_dir() and any(d.rglob("*.mp4"))}
+    return recorded, videos
+
+
 def write_run_json(out: Path, config: dict):
-    """Create run.json, or merge methods and seeds into an existing one whose benchmark and specs match."""
+    """Create run.json, or merge methods and seeds into an existing one whose benchmark and specs match. What
+    nothing in the folder was made with yet may change: metric specs until a result is recorded, a method's
+    settings until it has a video, the benchmark until either."""
     path = out / "run.json"
     if path.exists():
         old = json.loads(path.read_text())
-        check_compatible(path, old, config, rescore=True)
+        recorded, with_videos = _made(out)
+        keys = [k for k, binding in (("benchmark", recorded or with_videos), ("metric_specs", recorded)) if binding]
+        check_compatible(path, old, config, keys=keys, rescore=True)
         for label, info in config["methods"].items():
             before = old.get("methods", {}).get(label)
             now = json.loads(json.dumps(info))  # as run.json holds it
-            if before is not None and before != now:
+            if before is not None and before != now and label in with_videos:
                 changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
                 raise UserError(f"{path}: method {label} was run here with other settings ({', '.join(changed)} "
                                 "changed); its videos would mix both — use another --out, or the same settings")
+        if not (recorded or with_videos):
+            old = {k: v for k, v in old.items() if k in ("created", "seeds")}
         config = {**old, **config, "created": old.get("created", config["created"]),
                   "methods": {**old.get("methods", {}), **config["methods"]},
                   "seeds": sorted(set(old.get("seeds", [])) | set(config["seeds"]))}
@@ -99,9 +133,12 @@ def write_run_json(out: Path, config: dict):
 
 
 def merge_results(out: Path, order: list[str]):
-    """Fold rank part files into results.jsonl (deduplicated, in item order), atomically."""
+    """Fold rank part files into results.jsonl (one record a key, in item order), atomically; also mends a
+    results.jsonl that holds a key twice (two writers at once, before runs took the folder's lock)."""
     parts = sorted(out.glob("results.rank*.jsonl"))
-    if not parts:
+    lines = sum(1 for line in open(out / "results.jsonl", "rb") if line.strip()) \
+        if (out / "results.jsonl").exists() else 0
+    if not parts and lines == len(read_results(out / "results.jsonl")):
         return
     by_key = {}
     for p in [out / "results.jsonl", *parts]:
@@ -114,21 +151,41 @@ def merge_results(out: Path, order: list[str]):
         p.unlink()
 
 
+def load_references(benchmark: Benchmark) -> dict:
+    """Every case's reference clip, read before anything is written: a bad clip stops the run with nothing
+    in its folder to hold the next command to this one's settings."""
+    return {c.id: c.load_reference() for c in benchmark.cases}
+
+
 def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int], scorer: Scorer,
-        dist: distributed.DistInfo, device: str, command: list[str] | None = None) -> Path:
+        dist: distributed.DistInfo, device: str, command: list[str] | None = None,
+        references: dict | None = None) -> Path:
     out = Path(out)
     items = [Item(m.label, c.id, p, s) for m in methods for c in benchmark.cases for p in c.target_prompts
              for s in seeds]
     order = [it.key for it in items]
+    references = references if references is not None else load_references(benchmark)
+    lock = WriterLock(out)
+    if dist.is_main and not held_by_launcher():
+        lock.acquire()
+    try:
+        return _run(methods, benchmark, out, seeds, scorer, dist, device, command, references, items, order)
+    finally:
+        lock.release()
+
+
+def _run(methods, benchmark, out, seeds, scorer, dist, device, command, references, items, order) -> Path:
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_run_json(out, {
-            "benchmark": {"name": benchmark.name, "manifest": str(benchmark.path),
+            "benchmark": {"name": benchmark.name, "manifest": stored_path(out, benchmark.path),
                           "cases": [c.id for c in benchmark.cases]},
             "methods": {m.label: m.info() for m in methods}, "seeds": seeds,
             "metric_specs": scorer.specs(), "metric_spec_ids": scorer.spec_ids(),
             "versions": versions(), "device": device_description(device), "world_size": dist.world_size,
+            "cpu_threads": _torch_threads(),
             "command": command or sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **path_fields(out),
         })
     distributed.barrier(dist)
 
@@ -142,7 +199,6 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
                if it.method == m.label and it.case == case.id and it.key not in done]
     prefix = f"[rank {dist.rank}] " if dist.world_size > 1 else ""
     state_for: tuple | None = None
-    references: dict[str, object] = {}
     with tqdm(total=len(pending), desc=f"{prefix}items", unit="video", disable=not pending, dynamic_ncols=True,
               position=dist.rank) as bar:  # closed (its line ended) before an error is printed
         for method, case, item in pending:
@@ -153,8 +209,6 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
                 state = method.adapt(case)
                 adapt_s = time.perf_counter() - t0
                 state_for = (method, case, state)
-            if case.id not in references:
-                references[case.id] = case.load_reference()
             record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer)
             record["timing"]["adapt_s"] = round(adapt_s, 4)
             record["protocol"] = method.protocol(state_for[2])
@@ -172,7 +226,8 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
         print(f"\n{benchmark.name}: {len(records)} scored videos in {out}\n")
         shown = summary[summary.method.isin([m.label for m in methods])]
         print(format_table(shown))
-        print("(mean ± half the 95% CI over target prompts)")
+        print("(mean ± half the 95% CI over target prompts; [low, high] where the interval is clipped at the "
+              "bound of a field's range)")
         facts = [m for m in dict.fromkeys(shown.metric) if m.startswith("protocol.")]
         if facts:
             print("\nfair-protocol report (means over items):\n" + format_table(shown, facts))
@@ -183,12 +238,15 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
 
 
 def _run_item(out: Path, method: Method, state, case: Case, item: Item, reference, scorer: Scorer) -> dict:
-    path = out / item.video_path
-    generate_s = None
-    if not path.exists():  # a video written before a kill is complete (atomic rename): reuse it
+    path, facts_path = out / item.video_path, out / item.facts_path
+    if path.exists():  # a video written before a kill is complete (atomic rename): reuse it and its facts
+        facts = json.loads(facts_path.read_text()) if facts_path.exists() else {"generate_s": None}
+    else:
         t0 = time.perf_counter()
         video = method.generate(state, item.prompt, item.seed)
-        generate_s = round(time.perf_counter() - t0, 4)
+        facts = {"generate_s": round(time.perf_counter() - t0, 4)}
+        facts_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(facts_path, json.dumps(facts) + "\n")  # before the video: a video never lacks them
         write_video(path, video)
     decoded = read_video(path)  # score what is on disk, so eval.score on these files agrees exactly
     t0 = time.perf_counter()
@@ -198,4 +256,4 @@ def _run_item(out: Path, method: Method, state, case: Case, item: Item, referenc
     return {"key": item.key, "method": item.method, "case": item.case, "prompt": item.prompt, "seed": item.seed,
             "video": str(item.video_path), "num_frames": decoded.num_frames, "fps": decoded.fps,
             "size": list(decoded.size), **scored,
-            "timing": {"generate_s": generate_s, "score_s": score_s}}
+            "timing": {"generate_s": facts["generate_s"], "score_s": score_s}}

@@ -67,7 +67,9 @@ class Method(ABC):
 
 
 class ReferenceMethod(Method):
-    """Returns the reference clip itself whatever the prompt: the ceiling for motion fidelity."""
+    """Returns the reference clip itself whatever the prompt: the ceiling of the flow metrics (motion_*), which
+    compare with the reference; not of oracle_motion, which tracks the object the target prompt names (absent
+    from the reference, so it scores 0)."""
 
     name = "reference"
 

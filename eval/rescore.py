@@ -23,7 +23,7 @@ from eval.cli_common import add_metric_args, build_scorer
 from eval.errors import UserError, cli_main
 from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
                           write_summary)
-from eval.rundir import load_run
+from eval.rundir import WriterLock, load_run, manifest_path
 
 PARTIAL = "results.rescore.jsonl"
 
@@ -88,9 +88,15 @@ def main(argv=None):
     from eval.manifest import load_benchmark
 
     args = parse_args(argv)
-    config, records = _load_run(args.run_dir)
-    benchmark = load_benchmark(config["benchmark"]["manifest"], data_root=args.data_root)
-    scorer = build_scorer(args, benchmark.metrics)
+    _load_run(args.run_dir)  # a clear error for what is not an eval.run folder, before the lock file is made
+    with WriterLock(args.run_dir):
+        config, records = _load_run(args.run_dir)
+        benchmark = load_benchmark(manifest_path(args.run_dir, config), data_root=args.data_root)
+        scorer = build_scorer(args, benchmark.metrics)
+        _rescore_folder(args, config, records, benchmark, scorer)
+
+
+def _rescore_folder(args, config, records, benchmark, scorer):
     records = rescore(args.run_dir, records, benchmark, scorer)
     # results first: if this is cut short here, the partial file stays and a rerun only writes again
     write_results(args.run_dir / "results.jsonl", records)

@@ -30,21 +30,28 @@ UNITS = {
 
 
 def read_results(path: Path) -> list[dict]:
-    """All complete records of a results file (a torn last line from a killed writer is skipped)."""
+    """The complete records of a results file, one per key (the first: a folder that two runs wrote at once,
+    before runs took the folder's lock, may hold a key twice); a torn last line from a killed writer is
+    skipped."""
     if not path.exists():
         return []
-    records = []
+    records, seen = [], set()
     with open(path, "rb") as f:
         data = f.read()
     for i, line in enumerate(data.split(b"\n")):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             if data.endswith(b"\n") or i != data.count(b"\n"):
                 raise UserError(f"{path}: line {i + 1} is not valid JSON (only a torn last line is tolerated)") \
                     from None
+            continue
+        key = record.get("key") if isinstance(record, dict) else None
+        if key is None or key not in seen:
+            seen.add(key)
+            records.append(record)
     return records
 
 
@@ -114,9 +121,13 @@ def unit_of(record: dict, unit: str = "prompt") -> tuple:
             "video": (case, record["prompt"], record.get("seed"))}[unit]
 
 
-def unit_ci95(values_by_unit: dict) -> tuple[float, float, float]:
-    """(mean, low, high) over the units' means: the interval counts units, not videos."""
+def unit_ci95(values_by_unit: dict, bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """(mean, low, high) over the units' means: the interval counts units, not videos. `bounds`: the range
+    the field's values lie in, to which the interval is clipped (a Student-t interval of a mean near a bound
+    runs past it, e.g. below 0 on the 0..2.5 CLIPScore scale, where no mean can be)."""
     mean, lo, hi, _ = mean_ci95([float(np.mean(v)) for v in values_by_unit.values()])
+    if bounds is not None and not math.isnan(lo):
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return mean, lo, hi
 
 
@@ -136,16 +147,16 @@ def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd
                 entry["undefined"] += 1
             else:
                 entry["units"].setdefault(unit_of(r), []).append(value)
+    from eval.metrics import FIELD_RANGES, METRIC_ORDER
+
     out = []
     for (method, metric, sid), entry in rows.items():
         values = [v for vs in entry["units"].values() for v in vs]
-        mean, lo, hi = unit_ci95(entry["units"]) if values else (math.nan,) * 3
+        mean, lo, hi = unit_ci95(entry["units"], FIELD_RANGES.get(metric)) if values else (math.nan,) * 3
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
         out.append({"method": method, "metric": metric, "n": len(values), "n_undefined": entry["undefined"],
                     "n_units": len(entry["units"]), "mean": mean, "ci95_low": lo, "ci95_high": hi, "std": sd,
                     "spec_id": sid})
-    from eval.metrics import METRIC_ORDER
-
     df = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
     ranks = {"method": {m: i for i, m in enumerate(methods_order or dict.fromkeys(df["method"]))},
              "metric": {m: i for i, m in enumerate(METRIC_ORDER)}}
@@ -179,6 +190,8 @@ def format_table(df: pd.DataFrame, metrics: list[str] | None = None) -> str:
                     parts.append(f"undefined ×{s.n_undefined}")
                 elif math.isnan(s.ci95_high):
                     parts.append(f"{s['mean']:.4f} (one unit)")
+                elif abs((s.ci95_high - s["mean"]) - (s["mean"] - s.ci95_low)) > 1e-9:  # clipped at a bound
+                    parts.append(f"{s['mean']:.4f} [{s.ci95_low:.4f}, {s.ci95_high:.4f}]")
                 else:
                     parts.append(f"{s['mean']:.4f} ± {(s.ci95_high - s.ci95_low) / 2:.4f}")
             row.append(" | ".join(parts))

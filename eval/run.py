@@ -19,6 +19,11 @@ from eval.methods import available_methods, create_method, describe_available
 
 DEFAULT_BENCHMARK = "shapes"
 MAX_AUTO_JOBS = 4
+# Intra-op threads of every process on a CPU. PyTorch's CPU kernels split their work, reductions included, by
+# the thread count, so the same video computed with 2 threads and with 1 differs in its last bits (3 of 8
+# shapes videos of vmc did, and with them every score); one thread everywhere makes a run's numbers the same
+# whether it is resumed, split by --jobs or sharded by torchrun.
+CPU_THREADS = 1
 
 
 def parse_args(argv):
@@ -33,16 +38,17 @@ def parse_args(argv):
     p.add_argument("--data-root", type=Path, default=None, help="where the reference clips are (overrides the "
                    "manifest's root)")
     p.add_argument("--jobs", default="auto", help="worker processes on this machine, each taking its share of the "
-                   "(method, case) groups and of the CPU threads (default auto: for models run on a CPU, one per "
-                   f"thread up to {MAX_AUTO_JOBS} and no more than the groups; otherwise 1; use torchrun for several "
-                   "GPUs)")
+                   "(method, case) groups (default auto: for models run on a CPU, one per CPU thread up to "
+                   f"{MAX_AUTO_JOBS} and no more than the groups; otherwise 1; use torchrun for several GPUs). On a "
+                   "CPU every process computes with one thread, so results do not depend on how a run is split")
     add_metric_args(p)
     return p.parse_args(argv)
 
 
 def _jobs(value: str, groups: int, device: str, methods) -> int:
     """How many worker processes: small models run faster as several single-threaded processes than as one
-    process with all the threads (the shapes benchmark: ~1.25× with 2 × 1 thread against 1 × 2 threads)."""
+    process with all the threads (the shapes benchmark: ~1.25× with 2 × 1 thread against 1 × 2 threads), and
+    each process computes with one thread anyway (see `CPU_THREADS`)."""
     if value == "auto":
         if device.startswith("cuda") or not any(m.compute_bound for m in methods):
             return 1
@@ -100,14 +106,22 @@ def main(argv=None):
     if args.cases:
         wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
         benchmark.cases = [benchmark.case(c) for c in wanted]
-    jobs = _jobs(args.jobs, len(methods) * len(benchmark.cases), device, methods) if dist.world_size == 1 else 1
-    if jobs > 1:
-        raise SystemExit(distributed.launch_local(jobs, "eval.run", argv))
-    scorer = build_scorer(args, benchmark.metrics, device=device)
-    from eval.engine import run
+    from eval.engine import load_references, run
+    from eval.rundir import WriterLock
 
+    references = load_references(benchmark)  # before anything is written
+    out = args.out or Path("runs") / benchmark.name
+    jobs = _jobs(args.jobs, len(methods) * len(benchmark.cases), device, methods) if dist.world_size == 1 else 1
+    if not device.startswith("cuda"):
+        import torch
+
+        torch.set_num_threads(CPU_THREADS)
+    if jobs > 1:
+        with WriterLock(out) as lock:  # lent to the workers: it lasts while any of them lives
+            raise SystemExit(distributed.launch_local(jobs, "eval.run", argv, CPU_THREADS, lock_fd=lock.fd))
+    scorer = build_scorer(args, benchmark.metrics, device=device)
     try:
-        run(methods, benchmark, args.out or Path("runs") / benchmark.name, seeds, scorer, dist, device)
+        run(methods, benchmark, out, seeds, scorer, dist, device, references=references)
     finally:
         distributed.shutdown(dist)
 

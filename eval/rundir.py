@@ -1,15 +1,107 @@
-"""Reading a run directory, and locating what its records point at: each video file and its reference clip.
+"""A run directory: its one writer at a time, reading it, and locating what its records point at (each video
+file, its reference clip, the benchmark manifest).
 
-`eval.run` stores videos relative to the run directory and names its benchmark manifest in run.json;
-`eval.score` stores them relative to its `--videos` folder and keeps each reference path in the record.
+Paths are stored relative to the run directory (run.json says `"paths": "run"`), so a folder opens from any
+working directory and after being moved together with what it points at; run.json also keeps the folder's
+absolute location when it was written, so a folder moved alone still finds files left where they were.
+Folders written before that (no `paths` key) hold paths as given on the command line, relative to the
+directory the command ran in, and are read as before.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import platform
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from eval.errors import UserError, read_json
 from eval.results import read_results
+
+LOCK_FILE = ".writer.lock"
+LOCK_FD_ENV = "VMC_RUN_LOCK_FD"  # set by eval.run for its --jobs workers: the lock their launcher holds
+
+
+class WriterLock:
+    """One writer per run folder: an exclusive `flock` on RUN_DIR/.writer.lock, which the operating system
+    drops when the holder dies (so a `kill -9` never leaves a folder stuck). A process that starts workers
+    lends them its descriptor: the lock is theirs too and lasts while any of them lives, so orphaned workers
+    of a killed launcher still keep a second run out. Under torchrun, rank 0 holds it for all ranks."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> "WriterLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "a process"
+            os.close(fd)
+            raise UserError(f"{self.path.parent}: another process is writing this run folder ({holder}); wait "
+                            "for it to finish or stop it (finished items are kept), or use another --out") from None
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        text = f"pid {os.getpid()} on {platform.node()} since {since}: {' '.join(sys.argv)}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode()[:4000], 0)
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def held_by_launcher() -> bool:
+    """True in a worker whose launcher holds the run folder's lock for it (see WriterLock)."""
+    fd = os.environ.get(LOCK_FD_ENV)
+    if not fd:
+        return False
+    try:
+        os.fstat(int(fd))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def path_fields(run_dir: Path) -> dict:
+    """The run.json fields that say how its paths are stored (see the module's docstring)."""
+    return {"paths": "run", "written_at": str(Path(run_dir).resolve())}
+
+
+def stored_path(run_dir: Path, path: Path) -> str:
+    """How a path is written into run.json or a record: relative to the run directory."""
+    return os.path.relpath(Path(path).resolve(), Path(run_dir).resolve())
+
+
+def resolve(run_dir: Path, config: dict, stored: str) -> Path:
+    """The file a stored path names (see the module's docstring)."""
+    path = Path(stored)
+    if path.is_absolute() or config.get("paths") != "run":
+        return path
+    here = Path(run_dir) / path
+    if not here.exists() and config.get("written_at"):
+        there = Path(config["written_at"]) / path
+        if there.exists():
+            return there
+    return here
+
+
+def manifest_path(run_dir: Path, config: dict) -> Path | None:
+    """The benchmark manifest an eval.run folder was made from, or None."""
+    manifest = (config.get("benchmark") or {}).get("manifest")
+    return resolve(run_dir, config, manifest) if manifest else None
 
 
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
@@ -26,10 +118,14 @@ def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
 
 
 def video_path(run_dir: Path, config: dict, record: dict) -> Path:
-    """The file of a record's video (`config`: the run's run.json)."""
-    base = Path(config["videos"]) if "videos" in config and "benchmark" not in config else Path(run_dir)
+    """The file of a record's video (`config`: the run's run.json): eval.run's are relative to the run
+    directory, eval.score's to its --videos folder, which run.json names."""
     path = Path(record["video"])
-    return path if path.is_absolute() else base / path
+    if path.is_absolute():
+        return path
+    if "videos" in config and "benchmark" not in config:
+        return resolve(run_dir, config, config["videos"]) / path
+    return Path(run_dir) / path
 
 
 class References:
@@ -38,12 +134,13 @@ class References:
 
     def __init__(self, run_dir: Path, config: dict):
         self.run_dir = Path(run_dir)
-        self.manifest = (config.get("benchmark") or {}).get("manifest")
+        self.config = config
+        self.manifest = manifest_path(run_dir, config)
         self._cases = None
 
     def __call__(self, record: dict) -> Path:
         if record.get("reference"):
-            return Path(record["reference"])
+            return resolve(self.run_dir, self.config, record["reference"])
         if self._cases is None:
             if not self.manifest:
                 raise UserError(f"{self.run_dir / 'run.json'}: names no benchmark manifest, so the reference clips "

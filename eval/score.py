@@ -3,7 +3,8 @@
 Score any folder of videos (e.g. the outputs of a closed system). PROMPTS.csv has columns `video,prompt` and
 optionally `reference` (a clip to compare motion against; relative paths resolve against the CSV's folder)
 and `method` (to score several methods at once; default: the folder's name). Writes OUT/results.jsonl (one
-line per video, every metric with its spec) and OUT/summary.csv. Resumable: rerunning skips scored videos.
+line per video, every metric with its spec) and OUT/summary.csv, with paths stored relative to OUT (so the
+folder opens from anywhere, and after being moved with the videos). Resumable: rerunning skips scored videos.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from tqdm import tqdm
 from eval.cli_common import add_metric_args, build_scorer
 from eval.engine import check_compatible
 from eval.errors import UserError, VideoError, cli_main
-from eval.results import ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_summary
+from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
+                          write_summary)
+from eval.rundir import WriterLock, path_fields, stored_path
 
 
 def parse_args(argv):
@@ -37,7 +40,9 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def read_prompts(path: Path, videos: Path, default_method: str) -> list[dict]:
+def read_prompts(path: Path, videos: Path, default_method: str, out: Path) -> list[dict]:
+    """The CSV's rows, checked; `reference` as stored in the records (relative to `out`), `video_path` and
+    `reference_path` as read here."""
     if not path.is_file():
         raise UserError(f"{path}: no such prompts CSV")
     if not videos.is_dir():
@@ -65,7 +70,8 @@ def read_prompts(path: Path, videos: Path, default_method: str) -> list[dict]:
                 raise UserError(f"{path}: line {line}: video '{video}' with this prompt is listed twice")
             seen.add(key)
             rows.append({"key": key, "method": method, "video": video, "prompt": prompt,
-                         "video_path": str(videos / video), "reference": str(ref_path) if ref_path else None})
+                         "video_path": str(videos / video), "reference_path": str(ref_path) if ref_path else None,
+                         "reference": stored_path(out, ref_path) if ref_path else None})
     if not rows:
         raise UserError(f"{path}: lists no videos")
     return rows
@@ -78,7 +84,7 @@ def _decode(row: dict, scorer, pin: bool):
 
     try:
         video = read_video(row["video_path"])
-        reference = read_video(row["reference"]).frames if row["reference"] else None
+        reference = read_video(row["reference_path"]).frames if row["reference_path"] else None
         scores = scorer.score_rest(video.frames, row["prompt"], reference)
     except VideoError as e:
         return None, e, None, None
@@ -91,7 +97,7 @@ def _decode(row: dict, scorer, pin: bool):
 
 def decoded(rows: list[dict], scorer, workers: int, pin: bool = False):
     """Yield _decode(row) in order, up to 4×workers rows ahead on a thread pool. Threads, not processes:
-    decord and OpenCV release the GIL, and frames then need no copy between processes."""
+    PyAV and OpenCV release the GIL, and frames then need no copy between processes."""
     if workers <= 1 or len(rows) < 2:
         yield from (_decode(r, scorer, pin) for r in rows)
         return
@@ -131,17 +137,36 @@ def score_rows(rows: list[dict], scorer, writer: ResultsWriter, workers: int, on
             flush(bar)
 
 
+def _to_run_relative(out: Path, old: dict):
+    """Bring a folder written before paths were stored relative to it (they were relative to the directory
+    the command ran in, which this one is taken to be) to the present form: its records' reference paths."""
+    if old.get("paths") == "run":
+        return
+    records = read_results(out / "results.jsonl")
+    for r in records:
+        if r.get("reference") and not Path(r["reference"]).is_absolute():
+            r["reference"] = stored_path(out, Path(r["reference"]))
+    write_results(out / "results.jsonl", records)
+
+
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    rows = read_prompts(args.prompts, args.videos, default_method=args.videos.resolve().name)
+    rows = read_prompts(args.prompts, args.videos, default_method=args.videos.resolve().name, out=args.out)
     scorer = build_scorer(args)
-    config = {"videos": str(args.videos), "prompts": str(args.prompts), "metric_specs": scorer.specs(),
-              "metric_spec_ids": scorer.spec_ids(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    with WriterLock(args.out):
+        _score_folder(args, rows, scorer)
+
+
+def _score_folder(args, rows: list[dict], scorer):
+    config = {"videos": stored_path(args.out, args.videos), "prompts": stored_path(args.out, args.prompts),
+              "metric_specs": scorer.specs(), "metric_spec_ids": scorer.spec_ids(),
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **path_fields(args.out)}
     run_json = args.out / "run.json"
-    if run_json.exists():
-        check_compatible(run_json, json.loads(run_json.read_text()), config, keys=("metric_specs",))
-    args.out.mkdir(parents=True, exist_ok=True)
+    if run_json.exists() and read_results(args.out / "results.jsonl"):  # what nothing was scored with may change
+        old = json.loads(run_json.read_text())
+        check_compatible(run_json, old, config, keys=("metric_specs",))
+        _to_run_relative(args.out, old)
     atomic_write_text(run_json, json.dumps(config, indent=2) + "\n")
     writer = ResultsWriter(args.out / "results.jsonl")
     done = {r["key"] for r in read_results(args.out / "results.jsonl")}

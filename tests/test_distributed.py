@@ -18,7 +18,7 @@ def test_a_killed_worker_is_reported_and_the_others_stopped(tmp_path, monkeypatc
     (tmp_path / "dies.py").write_text(WORKER)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     start = time.monotonic()
-    code = launch_local(2, "dies", [])
+    code = launch_local(2, "dies", [], threads=1)
     assert code == 128 + signal.SIGKILL and time.monotonic() - start < 30
     err = capsys.readouterr().err
     assert "error: dies: worker 0 was killed by signal 9; finished items are kept" in err

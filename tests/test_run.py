@@ -151,6 +151,10 @@ def test_a_method_rerun_with_other_settings_is_refused(tmp_path):
                 "methods": {"vmc": {"name": "vmc", "settings": {"inverted_keyframe_guidance": guidance}}}}
 
     write_run_json(tmp_path, config(12.0, [0]))
+    write_run_json(tmp_path, config(6.0, [0]))  # nothing made yet: the settings may still change
+    write_run_json(tmp_path, config(12.0, [0]))
+    (tmp_path / "videos" / "vmc" / "right").mkdir(parents=True)
+    (tmp_path / "videos" / "vmc" / "right" / "a__s0.mp4").write_bytes(b"a video")
     write_run_json(tmp_path, config(12.0, [1]))  # same settings: more seeds merge in
     assert json.loads((tmp_path / "run.json").read_text())["seeds"] == [0, 1]
     with pytest.raises(UserError, match=r"method vmc was run here with other settings \(settings changed\)"):

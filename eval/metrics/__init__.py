@@ -1,5 +1,6 @@
-"""Metrics. Each is a small class with `name`, `fields` (field → definition), `spec()` (everything that
-produced the number) and `score(...)` → (values, details); a value may be a MetricUndefined with its reason."""
+"""Metrics. Each is a small class with `name`, `fields` (field → definition), `ranges` (field → the interval
+its values lie in), `spec()` (everything that produced the number) and `score(...)` → (values, details); a
+value may be a MetricUndefined with its reason."""
 
 import hashlib
 import json
@@ -9,6 +10,7 @@ from eval.metrics.motion import MotionMetric
 from eval.metrics.oracle import OracleMetric
 
 METRIC_ORDER = [*ClipMetric.fields, *MotionMetric.fields, *OracleMetric.fields]  # the paper's columns first
+FIELD_RANGES = {**ClipMetric.ranges, **MotionMetric.ranges, **OracleMetric.ranges}
 
 
 def spec_id(spec: dict) -> str:
@@ -16,4 +18,4 @@ def spec_id(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-__all__ = ["METRIC_ORDER", "ClipMetric", "MotionMetric", "OracleMetric", "spec_id"]
+__all__ = ["FIELD_RANGES", "METRIC_ORDER", "ClipMetric", "MotionMetric", "OracleMetric", "spec_id"]

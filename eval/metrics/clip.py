@@ -155,6 +155,7 @@ class ClipMetric:
         "clip_score": "mean over frames of 2.5·max(cos, 0), the CLIPScore scale (higher is better)",
         "temporal_consistency": "mean cosine over all pairs of distinct frames (higher is better)",
     }
+    ranges = {"text_alignment": (-1.0, 1.0), "clip_score": (0.0, 2.5), "temporal_consistency": (-1.0, 1.0)}
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str | None = "openai", device: str | None = None,
                  dtype: torch.dtype | None = None, batch_size: int = 256, num_frames: int | None = None):

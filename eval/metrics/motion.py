@@ -50,6 +50,8 @@ class MotionMetric:
         "motion_trajectory_cos": "cosine between the per-step mean motion vectors of the two videos, "
                                  "layout-free, −1..1 (higher is better)",
     }
+    ranges = {"motion_direction_cos": (-1.0, 1.0), "motion_epe": (0.0, float("inf")),
+              "motion_trajectory_cos": (-1.0, 1.0)}
 
     def __init__(self, height: int = 96, threshold: float = 0.5):
         self.height = height

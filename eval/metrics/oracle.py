@@ -126,6 +126,7 @@ class OracleMetric:
         "oracle_motion": "agreement of the object's trajectory (centre and size) with the reference object's: "
                          "max(cos, 0)·√(magnitude ratio) (0..1)",
     }
+    ranges = {"oracle_appearance": (0.0, 1.0), "oracle_motion": (0.0, 1.0)}
 
     def spec(self) -> dict:
         return {"palette": {k: list(v) for k, v in COLOURS.items()}, "min_area": MIN_AREA,

@@ -1,0 +1,255 @@
+"""Run folders under faults: one writer at a time, byte-identical results however a run is split or resumed,
+facts that survive a kill, nothing durable before the inputs are read, and folders that open from anywhere."""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import REPO, moving_square, run_cli, run_main, shapes_subset
+from eval.results import read_results
+from eval.run import main as run_main_cli
+from eval.video import Video, write_video
+
+SLOW = REPO / "tests" / "helpers_slow_method.py"
+
+
+def _bench(benchmark_dir, tiny_clip):
+    cfg, ckpt = tiny_clip
+    path = benchmark_dir / "mini.yaml"
+    m = yaml.safe_load(path.read_text())
+    m["metrics"] = {"clip_model": str(cfg), "clip_pretrained": str(ckpt)}
+    path.write_text(yaml.safe_dump(m))
+    return path
+
+
+def _wait_for_records(path, n, proc, timeout=120):
+    deadline = time.time() + timeout
+    while len(read_results(path)) < n and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+
+
+def _fingerprint(out):
+    """Every video's bytes and every record without its timings: what must not depend on how a run went."""
+    videos = {str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest()
+              for p in sorted((out / "videos").rglob("*.mp4"))}
+    records = [json.dumps({**{k: v for k, v in r.items() if k != "timing"},
+                           "protocol": {k: v for k, v in r.get("protocol", {}).items() if k != "train_s"}},
+                          sort_keys=True)
+               for r in read_results(out / "results.jsonl")]
+    return videos, records
+
+
+def test_a_second_writer_is_refused_while_the_first_runs(benchmark_dir, tiny_clip):
+    bench = _bench(benchmark_dir, tiny_clip)
+    out = benchmark_dir / "run"
+    args = [SLOW, "--methods", "slow", "--benchmark", bench, "--seeds", "0,1", "--out", out]
+    first = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env={**os.environ, "SLOW_METHOD_S": "60"})
+    deadline = time.time() + 120
+    while not (out / "run.json").exists() and time.time() < deadline:  # written once the lock is held
+        time.sleep(0.05)
+    second = run_cli(*args, check=False)
+    assert first.poll() is None
+    first.kill()
+    first.wait()
+    assert second.returncode == 2, second.stderr
+    assert f"{out}: another process is writing this run folder (pid {first.pid}" in second.stderr
+    assert second.stderr.count("\n") == 1
+    run_cli(*args)
+    keys = [r["key"] for r in read_results(out / "results.jsonl")]
+    assert len(keys) == len(set(keys)) == 6
+    assert len((out / "results.jsonl").read_text().splitlines()) == 6
+
+
+def test_the_lock_dies_with_a_killed_writer_and_its_workers_share_it(benchmark_dir, tiny_clip):
+    bench = _bench(benchmark_dir, tiny_clip)
+    out = benchmark_dir / "run"
+    args = [SLOW, "--methods", "slow", "--benchmark", bench, "--seeds", "0,1,2", "--out", out]
+    proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for_records(out / "results.jsonl", 1, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_cli(*args)  # not stuck: the lock went with the process
+    assert len(read_results(out / "results.jsonl")) == 9
+
+
+def test_readers_count_a_key_once_and_a_rerun_mends_the_file(benchmark_dir, tiny_clip):
+    """A folder written by two runs at once before the lock existed holds every key twice."""
+    bench = _bench(benchmark_dir, tiny_clip)
+    out = benchmark_dir / "run"
+    args = ["--methods", "reference", "--benchmark", bench, "--out", out]
+    assert run_main(run_main_cli, *args)[0] == 0
+    text = (out / "results.jsonl").read_text()
+    (out / "results.jsonl").write_text(text + text)
+    assert len(read_results(out / "results.jsonl")) == 3
+    assert run_main(run_main_cli, *args)[0] == 0
+    assert (out / "results.jsonl").read_text() == text
+    import pandas as pd
+
+    assert set(pd.read_csv(out / "summary.csv").n) == {3}
+
+
+def _small_shapes_run(tmp_path):
+    """The shapes backbone with few sampling and adaptation steps, and two cases of two prompts."""
+    backbone = tmp_path / "shapes-fast"
+    shutil.copytree(REPO / "vmc" / "shapes" / "weights", backbone)
+    meta = json.loads((backbone / "cascade.json").read_text())
+    meta["settings"].update(keyframe_steps=3, interp_steps=2, sr1_steps=2)
+    meta["vmc"].update(steps=4, inversion_steps=3)
+    (backbone / "cascade.json").write_text(json.dumps(meta))
+    bench = shapes_subset(tmp_path / "small.yaml", ["right", "rise"], prompts=2)
+    return ["--methods", f"reference,vmc:{backbone}", "--benchmark", str(bench), "--seeds", "0,1",
+            "--device", "cpu"]
+
+
+def test_results_are_byte_identical_however_the_run_is_split_or_resumed(tmp_path):
+    args = _small_shapes_run(tmp_path)
+    run_cli("-m", "eval.run", *args, "--out", tmp_path / "whole", "--jobs", "1")
+    expected = _fingerprint(tmp_path / "whole")
+    assert len(expected[0]) == 16 and len(expected[1]) == 16
+
+    run_cli("-m", "eval.run", *args, "--out", tmp_path / "jobs2", "--jobs", "2")
+    run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531", "-m", "eval.run",
+            *args, "--out", tmp_path / "torchrun", env={"OMP_NUM_THREADS": "1"})
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "eval.run", *args, "--out", str(killed), "--jobs", "1"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_records(killed / "results.jsonl", 6, proc, timeout=300)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 6 <= len(read_results(killed / "results.jsonl")) < 16
+    run_cli("-m", "eval.run", *args, "--out", killed)
+    for name in ("jobs2", "torchrun", "killed"):
+        assert _fingerprint(tmp_path / name) == expected, name
+
+
+def test_a_video_found_on_disk_keeps_its_generation_time(benchmark_dir, tiny_clip):
+    """As after a kill between writing a video and recording its scores."""
+    bench = _bench(benchmark_dir, tiny_clip)
+    out = benchmark_dir / "run"
+    args = ["--methods", "reference", "--benchmark", bench, "--out", out]
+    assert run_main(run_main_cli, *args)[0] == 0
+    before = {r["key"]: r["timing"]["generate_s"] for r in read_results(out / "results.jsonl")}
+    (out / "results.jsonl").unlink()
+    assert run_main(run_main_cli, *args)[0] == 0
+    after = {r["key"]: r["timing"]["generate_s"] for r in read_results(out / "results.jsonl")}
+    assert after == before and None not in after.values()
+
+
+def test_a_failed_start_leaves_nothing_that_binds_the_fixed_command(benchmark_dir, tiny_clip, capsys):
+    bench = _bench(benchmark_dir, tiny_clip)
+    clip = benchmark_dir / "clips" / "right.mp4"
+    good = clip.read_bytes()
+    clip.write_bytes(good[:int(len(good) * 0.8)])  # cut short, as by an interrupted copy
+    out = benchmark_dir / "run"
+    code, _, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out,
+                            capsys=capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert f"{clip}: the file is" in err and "cut short" in err and ".cc:" not in err
+    assert not out.exists()
+    clip.write_bytes(good)
+    assert run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out,
+                    "--clip-frames", "4")[0] == 0
+
+
+def test_settings_bind_a_folder_only_once_something_was_made_with_them(benchmark_dir, tiny_clip, capsys):
+    bench = _bench(benchmark_dir, tiny_clip)
+    out = benchmark_dir / "run"
+    args = ["--methods", "reference", "--benchmark", bench, "--out", out]
+    assert run_main(run_main_cli, *args)[0] == 0
+    (out / "results.jsonl").unlink()
+    shutil.rmtree(out / "videos")  # as a run that died before its first video
+    assert run_main(run_main_cli, *args, "--clip-frames", "4")[0] == 0
+    assert json.loads((out / "run.json").read_text())["metric_specs"]["clip"]["frames"] != "all"
+    code, _, err = run_main(run_main_cli, *args, capsys=capsys)  # now records exist: refused
+    assert code == 2 and "made with other metric specs" in err
+
+
+def _score_folder(root, tiny_clip):
+    """eval.score run from `root` with paths relative to it, as a user would type them."""
+    cfg, ckpt = tiny_clip
+    (root / "vids").mkdir(parents=True)
+    write_video(root / "vids" / "ref.mp4", Video(moving_square(vx=3, vy=1), 8))
+    for i, method in enumerate(["a", "b"]):
+        write_video(root / "vids" / f"{method}.mp4", Video(moving_square(vx=3 - i, vy=1, seed=i), 8))
+    (root / "prompts.csv").write_text("video,prompt,reference,method\n"
+                                      "a.mp4,a square moving right,vids/ref.mp4,a\n"
+                                      "b.mp4,a square moving right,vids/ref.mp4,b\n")
+    run_cli("-m", "eval.score", "--videos", "vids", "--prompts", "prompts.csv", "--out", "scores",
+            "--clip-model", cfg, "--clip-pretrained", ckpt, cwd=root)
+    return root / "scores"
+
+
+def _opens(scores, elsewhere):
+    """The folder opens in eval.compare, human_study export and the dashboard's path resolution, from a
+    working directory that is not the one it was made in."""
+    from eval.rundir import References, load_run, video_path
+
+    run_cli("-m", "eval.compare", scores, "--methods", "a,b", cwd=elsewhere)
+    run_cli("-m", "human_study", "export", "--run", scores, "--methods", "a,b", "--checks", "0",
+            "--out", elsewhere / f"study-{scores.parent.name}", cwd=elsewhere)
+    config, records = load_run(scores)
+    cwd = os.getcwd()
+    os.chdir(elsewhere)
+    try:
+        for r in records:
+            assert video_path(scores, config, r).is_file() and References(scores, config)(r).is_file()
+    finally:
+        os.chdir(cwd)
+
+
+def test_a_score_folder_opens_from_anywhere_and_after_a_move(tmp_path, tiny_clip):
+    scores = _score_folder(tmp_path / "made", tiny_clip)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _opens(scores, elsewhere)
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "made", moved)
+    _opens(moved / "scores", elsewhere)
+
+
+def test_an_old_score_folder_resumed_stores_its_paths_the_new_way(tmp_path, tiny_clip):
+    """Folders written before paths were stored relative to them still open, and resuming one converts it."""
+    scores = _score_folder(tmp_path / "made", tiny_clip)
+    config = json.loads((scores / "run.json").read_text())
+    records = read_results(scores / "results.jsonl")
+    for r in records:  # as the earlier eval.score wrote them: relative to where it ran
+        r["reference"] = "vids/ref.mp4"
+    (scores / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    old = {k: v for k, v in config.items() if k not in ("paths", "written_at")}
+    (scores / "run.json").write_text(json.dumps({**old, "videos": "vids", "prompts": "prompts.csv"}))
+    from eval.rundir import References, load_run, video_path
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path / "made")
+    try:
+        config, records = load_run(scores)
+        assert all(video_path(scores, config, r).is_file() and References(scores, config)(r).is_file()
+                   for r in records)
+    finally:
+        os.chdir(cwd)
+    cfg, ckpt = tiny_clip
+    run_cli("-m", "eval.score", "--videos", "vids", "--prompts", "prompts.csv", "--out", "scores",
+            "--clip-model", cfg, "--clip-pretrained", ckpt, cwd=tmp_path / "made")
+    assert {r["reference"] for r in read_results(scores / "results.jsonl")} == {"../vids/ref.mp4"}
+    _opens(scores, tmp_path)
+
+
+def test_bounded_fields_have_intervals_within_their_range():
+    from eval.results import summarize
+
+    records = [{"method": "m", "case": "c", "prompt": f"p{i}", "seed": 0,
+                "metrics": {"clip_score": v, "oracle_motion": v / 2.5}, "spec_ids": {}}
+               for i, v in enumerate([0.0, 0.0, 0.0, 2.4])]
+    s = summarize(records).set_index("metric")
+    assert s.loc["clip_score", "ci95_low"] == 0.0 and s.loc["oracle_motion", "ci95_low"] == 0.0
+    assert 0 < s.loc["clip_score", "ci95_high"] <= 2.5
