@@ -1,6 +1,8 @@
 """Backbone profiles: `shapes` (the shapes-world cascade shipped inside the package: keyframes, interpolation,
 SR1; the offline default), `show1` (the published models on the Hugging Face hub), `tiny` (a random tiny
-cascade written once to the user cache; no download), or any local directory laid out like the hub repos.
+cascade written once to the user cache; no download), any local directory laid out like the hub repos, or a
+local copy of show-1-base itself (what users set an official VMC config's pretrained_t2v_path to), whose other
+stages come from its sibling folders or, where those are absent, from the hub.
 
 The hub revisions are left at `main` (the stored hub pages this project was built from give no full commit
 ids); to pin exact files, download the repos once and pass their directory. Note that show-1-base's scheduler config changed between revisions
@@ -10,11 +12,13 @@ channels either way, so sampling is unaffected.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 from eval.errors import UserError
-from vmc.pipelines.cascade import Backbone, Source
+from vmc.pipelines.cascade import LOCAL_DIRS, Backbone, Source
 
 SHOW1 = dict(base=Source("showlab/show-1-base", variant="fp16"),
              interpolation=Source("showlab/show-1-interpolation", variant="fp16"),
@@ -22,13 +26,17 @@ SHOW1 = dict(base=Source("showlab/show-1-base", variant="fp16"),
              sr2=Source("showlab/show-1-sr2"))
 PROFILES = ("shapes", "show1", "tiny")
 SHAPES_DIR = Path(__file__).resolve().parent / "shapes" / "weights"
+STAGE_NAMES = {"base": "keyframes", "interpolation": "interpolation", "sr1": "sr1", "if_sr": "IF-II-L", "sr2": "sr2"}
+KEYFRAME_PARTS = ("unet/config.json", "scheduler/", "text_encoder/", "tokenizer/")  # what the keyframe stage loads
 
 
 def tiny_dir() -> Path:
     return Path(os.environ.get("VMC_CACHE", Path.home() / ".cache" / "vmc-suite")) / "tiny-cascade"
 
 
-def resolve_backbone(spec: str) -> Backbone:
+def resolve_backbone(spec: str, note=lambda msg: print(msg, file=sys.stderr)) -> Backbone:
+    """The backbone `spec` names; `note` receives the line saying where each stage comes from when they come
+    from several places (a copy of show-1-base)."""
     if spec == "show1":
         return Backbone(**SHOW1, name="show1")
     if spec == "tiny":
@@ -39,10 +47,62 @@ def resolve_backbone(spec: str) -> Backbone:
             make(root)
         return Backbone.from_dir(root)
     if Path(spec).is_dir():
-        return Backbone.from_dir(spec)
+        root = Path(spec)
+        if (root / LOCAL_DIRS["base"]).is_dir():
+            return Backbone.from_dir(root)
+        problem = keyframe_stage_problem(root)
+        if problem:
+            raise UserError(f"{root}: neither a cascade directory (no {LOCAL_DIRS['base']}/ inside) nor a copy of "
+                            f"{LOCAL_DIRS['base']} ({problem})")
+        backbone = around_keyframe_stage(root)
+        note(sources_line(backbone))
+        return backbone
     if spec == "shapes":
         if not (SHAPES_DIR / "cascade.json").is_file():
             raise UserError(f"{SHAPES_DIR}: the shapes-world weights are missing from this installation; "
                             "retrain them with python -m vmc.shapes.train --export " + str(SHAPES_DIR))
         return Backbone.from_dir(SHAPES_DIR)
-    raise UserError(f"unknown backbone '{spec}': use {', '.join(PROFILES)} or a cascade directory")
+    raise UserError(f"unknown backbone '{spec}': use {', '.join(PROFILES)}, a cascade directory or a copy of "
+                    f"{LOCAL_DIRS['base']}")
+
+
+def keyframe_stage_problem(folder: Path) -> str | None:
+    """Why `folder` is not a copy of show-1-base, judged by its content rather than its name (None when it is):
+    the parts the keyframe stage loads, and a UNet over pixels (3 input channels; interpolation's takes 7, SR1's
+    6, SR2's 4), so that a copy of another stage is not taken for it."""
+    missing = [part for part in KEYFRAME_PARTS if not (folder / part).exists()]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    try:
+        channels = json.loads((folder / "unet" / "config.json").read_text()).get("in_channels")
+    except (OSError, ValueError) as e:
+        return f"unreadable unet/config.json: {e}"
+    if channels != 3:
+        return f"its UNet takes {channels} input channels, not 3: another stage's folder?"
+    return None
+
+
+def around_keyframe_stage(folder: Path) -> Backbone:
+    """`folder` (a copy of show-1-base) as the keyframe stage; every other stage from the sibling folder named
+    like its hub repo when there is one, else from the hub as `show1` loads it. The settings are the official
+    ones (a cascade directory's cascade.json applies when the directory itself is the backbone)."""
+    others = {k: Source(str(folder.parent / d)) if (folder.parent / d).is_dir() else SHOW1[k]
+              for k, d in LOCAL_DIRS.items() if k != "base"}
+    return Backbone(Source(str(folder)), **others, name=folder.name, assembled=True)
+
+
+def sources(backbone: Backbone) -> dict[str, str]:
+    """Where each model folder of `backbone` comes from: a local directory, or a hub id at its revision."""
+    return {k: s.path if Path(s.path).is_dir() else f"{s.path}@{s.revision or 'main'}"
+            for k in LOCAL_DIRS if (s := getattr(backbone, k)) is not None}
+
+
+def sources_line(backbone: Backbone) -> str:
+    """e.g. `backbone: keyframes from /x/show-1-base; interpolation from /x/show-1-interpolation; sr1, IF-II-L,
+    sr2 from the hub (showlab/show-1-sr1@main, DeepFloyd/IF-II-L-v1.0@main, showlab/show-1-sr2@main)`."""
+    where = sources(backbone)
+    hub = [k for k in where if not Path(getattr(backbone, k).path).is_dir()]
+    parts = [f"{STAGE_NAMES[k]} from {where[k]}" for k in where if k not in hub]
+    if hub:
+        parts.append(f"{', '.join(STAGE_NAMES[k] for k in hub)} from the hub ({', '.join(where[k] for k in hub)})")
+    return "backbone: " + "; ".join(parts)

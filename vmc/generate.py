@@ -20,8 +20,8 @@ STAGE_FPS = {"keyframes": 2.0, "interp": 8.0, "sr1": 8.0, "sr2": 8.0}  # as the 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m vmc.generate", description=__doc__.split("\n\n")[1])
-    p.add_argument("--backbone", default=None, help="shapes, show1, tiny, or a cascade directory (default: the "
-                   "adapter's, else show1)")
+    p.add_argument("--backbone", default=None, help="shapes, show1, tiny, a cascade directory or a copy of "
+                   "show-1-base (default: the adapter's, else show1)")
     p.add_argument("--adapter", type=Path, default=None, help="a VMC adapter folder (adapter.json, "
                    "adapter.safetensors, inverted.safetensors)")
     p.add_argument("--prompt", required=True)

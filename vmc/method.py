@@ -59,7 +59,14 @@ class _CascadeMethod(Method):
         """With every cascade setting and the weights' digest, so that a run directory refuses videos made with
         other settings or other weights."""
         return {**super().info(), "backbone": self.backbone.name, "weights": self.backbone.fingerprint(),
-                "settings": dataclasses.asdict(self.backbone.settings)}
+                "settings": dataclasses.asdict(self.backbone.settings), **self.sources_record()}
+
+    def sources_record(self) -> dict:
+        """{"sources": where each stage comes from} for a backbone assembled from several places, else {}: a
+        profile or a cascade directory is named by itself, and run folders recorded before this key stay resumable."""
+        from vmc.backbones import sources
+
+        return {"sources": sources(self.backbone)} if self.backbone.assembled else {}
 
     def _video(self, outputs: dict) -> Video:
         from vmc.pipelines.cascade import to_uint8
@@ -225,8 +232,8 @@ class VMCMethod(_CascadeMethod):
             "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
             "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
             "loss_history": result["history"], "train": config.to_dict(),
-            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule}, **self.extra_meta(),
-            "protocol": protocol})
+            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule},
+            **self.sources_record(), **self.extra_meta(), "protocol": protocol})
         return protocol
 
     def generate(self, state, prompt: str, seed: int) -> Video:

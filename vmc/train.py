@@ -5,7 +5,9 @@ and, unless --no-samples, DIR/samples/<prompt>__s<seed>.mp4 for every target pro
 either one case in the benchmark format (id, reference, train_prompt, target_prompts, frames, fps; optional
 `backbone`, `seeds` and `train` overrides) or an official VMC config, unchanged (pretrained_t2v_path,
 train_dataset{path, prompt, n_sample_frame, sampling_rate, stride}, train_steps, lr, seed, num_inv_steps,
-validation_sample_logger{prompts, num_inference_steps, guidance_scale, height, width, sample_seeds}).
+validation_sample_logger{prompts, num_inference_steps, guidance_scale, height, width, sample_seeds}), whose
+pretrained_t2v_path may be the hub id or a local copy of show-1-base (its other stages then come from sibling
+folders named like their hub repos, or else from the hub; the line `backbone: …` on stderr says which).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m vmc.train", description=__doc__.split("\n\n")[1])
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--backbone", default=None, help="overrides the config's (show1, tiny, or a cascade directory)")
+    p.add_argument("--backbone", default=None, help="overrides the config's (show1, tiny, a cascade directory or a "
+                   "copy of show-1-base)")
     p.add_argument("--device", default=None)
     p.add_argument("--no-samples", action="store_true", help="only train and invert")
     p.add_argument("--inversion-schedule", choices=["base", "sd15"], default="base",

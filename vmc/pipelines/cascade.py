@@ -102,6 +102,9 @@ class Backbone:
     settings: CascadeSettings = field(default_factory=CascadeSettings)
     adaptation: dict = field(default_factory=dict)  # per method ("vmc", "tav", …): TrainConfig fields, inversion_steps
     training: dict = field(default_factory=dict)  # how the weights were trained (cascade.json), e.g. held-out motions
+    # its stages come from several places (a copy of show-1-base with its siblings or the hub: vmc.backbones), so
+    # run.json and adapter.json say which
+    assembled: bool = False
 
     def adaptation_for(self, method: str) -> dict:
         return dict(self.adaptation.get(method, {}))
