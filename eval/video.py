@@ -139,12 +139,14 @@ def _read_container(path: Path, fps: float | None) -> Video:
     frames. (decord's get_batch has been seen to return other frames now and then, dmlc/decord#195, and a
     second decoder as fallback meant a file's pixels depended on which one read it.)"""
     import av
+    from av.video.reformatter import VideoReformatter
 
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: file is empty")
     if path.suffix.lower() == ".gif":
         return _read_gif(path, fps)
     frames = []
+    to_rgb = VideoReformatter()  # one colour converter for all frames (a frame's own would be made anew each time)
     try:
         with _quiet_stderr(), av.open(str(path)) as container:
             if not container.streams.video:
@@ -154,7 +156,7 @@ def _read_container(path: Path, fps: float | None) -> Video:
             rate = float(stream.average_rate) if stream.average_rate else 0.0
             try:
                 for frame in container.decode(stream):
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    frames.append(to_rgb.reformat(frame, format="rgb24").to_ndarray())
             except av.error.FFmpegError as e:
                 raise VideoError(f"{path}: the file is damaged or cut short: decoding stopped after {len(frames)}"
                                  f" of {declared or 'its'} frames (FFmpeg: {_reason(e)})") from None
