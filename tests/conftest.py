@@ -75,6 +75,16 @@ def benchmark_dir(tmp_path):
     return tmp_path
 
 
+def mini_with_tiny_clip(benchmark_dir, tiny_clip) -> Path:
+    """The `benchmark_dir` fixture's mini.yaml with the tiny CLIP as its default metric model."""
+    cfg, ckpt = tiny_clip
+    path = benchmark_dir / "mini.yaml"
+    m = yaml.safe_load(path.read_text())
+    m["metrics"] = {"clip_model": str(cfg), "clip_pretrained": str(ckpt)}
+    path.write_text(yaml.safe_dump(m))
+    return path
+
+
 def run_cli(*args, cwd=None, check=True, env=None, timeout=600):
     """Run `python ARGS…` in a subprocess; returns CompletedProcess (text)."""
     proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd or REPO, capture_output=True, text=True,

@@ -10,24 +10,12 @@ import subprocess
 import sys
 import time
 
-import pytest
-import yaml
-
-from conftest import REPO, moving_square, run_cli, run_main, shapes_subset
+from conftest import REPO, mini_with_tiny_clip, moving_square, run_cli, run_main, shapes_subset
 from eval.results import read_results
 from eval.run import main as run_main_cli
 from eval.video import Video, write_video
 
 SLOW = REPO / "tests" / "helpers_slow_method.py"
-
-
-def _bench(benchmark_dir, tiny_clip):
-    cfg, ckpt = tiny_clip
-    path = benchmark_dir / "mini.yaml"
-    m = yaml.safe_load(path.read_text())
-    m["metrics"] = {"clip_model": str(cfg), "clip_pretrained": str(ckpt)}
-    path.write_text(yaml.safe_dump(m))
-    return path
 
 
 def _wait_for_records(path, n, proc, timeout=120):
@@ -48,7 +36,7 @@ def _fingerprint(out):
 
 
 def test_a_second_writer_is_refused_while_the_first_runs(benchmark_dir, tiny_clip):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     args = [SLOW, "--methods", "slow", "--benchmark", bench, "--seeds", "0,1", "--out", out]
     first = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
@@ -70,7 +58,7 @@ def test_a_second_writer_is_refused_while_the_first_runs(benchmark_dir, tiny_cli
 
 
 def test_the_lock_dies_with_a_killed_writer_and_its_workers_share_it(benchmark_dir, tiny_clip):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     args = [SLOW, "--methods", "slow", "--benchmark", bench, "--seeds", "0,1,2", "--out", out]
     proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
@@ -84,7 +72,7 @@ def test_the_lock_dies_with_a_killed_writer_and_its_workers_share_it(benchmark_d
 
 def test_readers_count_a_key_once_and_a_rerun_mends_the_file(benchmark_dir, tiny_clip):
     """A folder written by two runs at once before the lock existed holds every key twice."""
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     args = ["--methods", "reference", "--benchmark", bench, "--out", out]
     assert run_main(run_main_cli, *args)[0] == 0
@@ -134,7 +122,7 @@ def test_results_are_byte_identical_however_the_run_is_split_or_resumed(tmp_path
 
 def test_a_video_found_on_disk_keeps_its_generation_time(benchmark_dir, tiny_clip):
     """As after a kill between writing a video and recording its scores."""
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     args = ["--methods", "reference", "--benchmark", bench, "--out", out]
     assert run_main(run_main_cli, *args)[0] == 0
@@ -146,7 +134,7 @@ def test_a_video_found_on_disk_keeps_its_generation_time(benchmark_dir, tiny_cli
 
 
 def test_a_failed_start_leaves_nothing_that_binds_the_fixed_command(benchmark_dir, tiny_clip, capsys):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     clip = benchmark_dir / "clips" / "right.mp4"
     good = clip.read_bytes()
     clip.write_bytes(good[:int(len(good) * 0.8)])  # cut short, as by an interrupted copy
@@ -162,7 +150,7 @@ def test_a_failed_start_leaves_nothing_that_binds_the_fixed_command(benchmark_di
 
 
 def test_settings_bind_a_folder_only_once_something_was_made_with_them(benchmark_dir, tiny_clip, capsys):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     args = ["--methods", "reference", "--benchmark", bench, "--out", out]
     assert run_main(run_main_cli, *args)[0] == 0

@@ -7,23 +7,12 @@ import time
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO, moving_square, run_cli, run_main
+from conftest import REPO, mini_with_tiny_clip, moving_square, run_cli, run_main
 from eval.run import main as run_main_cli
 from eval.methods import slugify
 from eval.results import mean_ci95, read_results
 from eval.video import Video, write_video
-
-
-def _bench(benchmark_dir, tiny_clip):
-    """The mini benchmark with the tiny CLIP as its default metric model."""
-    cfg, ckpt = tiny_clip
-    path = benchmark_dir / "mini.yaml"
-    m = yaml.safe_load(path.read_text())
-    m["metrics"] = {"clip_model": str(cfg), "clip_pretrained": str(ckpt)}
-    path.write_text(yaml.safe_dump(m))
-    return path
 
 
 def _precomputed(root):
@@ -42,7 +31,7 @@ def _comparable(records):
 
 
 def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     pre = _precomputed(benchmark_dir / "pre")
     out = benchmark_dir / "run"
     proc = run_cli("-m", "eval.run", "--methods", f"reference,precomputed:{pre}", "--benchmark", bench,
@@ -72,7 +61,7 @@ def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
 
 
 def test_kill_9_loses_nothing_and_resume_matches_uninterrupted(benchmark_dir, tiny_clip):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     args = ["--methods", "slow", "--benchmark", str(bench), "--seeds", "0,1,2"]
     run_cli(REPO / "tests" / "helpers_slow_method.py", *args, "--out", benchmark_dir / "full")
     out = benchmark_dir / "killed"
@@ -93,7 +82,7 @@ def test_kill_9_loses_nothing_and_resume_matches_uninterrupted(benchmark_dir, ti
 
 @pytest.mark.parametrize("launcher", ["torchrun", "jobs"])
 def test_two_processes_give_the_same_results_as_one(benchmark_dir, tiny_clip, launcher):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     pre = _precomputed(benchmark_dir / "pre")
     args = ["--methods", f"reference,precomputed:{pre}", "--benchmark", bench, "--seeds", "0,1", "--device", "cpu"]
     run_cli("-m", "eval.run", *args, "--out", benchmark_dir / "one")
@@ -133,7 +122,7 @@ def test_bad_arguments_fail_with_one_line(args, message, benchmark_dir, capsys):
 
 
 def test_changed_metric_spec_refuses_to_mix_into_an_existing_run(benchmark_dir, tiny_clip, capsys):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     assert run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out)[0] == 0
     code, _, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out,
@@ -162,7 +151,7 @@ def test_a_method_rerun_with_other_settings_is_refused(tmp_path):
 
 
 def test_corrupt_results_file_is_one_line(benchmark_dir, tiny_clip, capsys):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     out.mkdir()
     (out / "results.jsonl").write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
@@ -171,7 +160,7 @@ def test_corrupt_results_file_is_one_line(benchmark_dir, tiny_clip, capsys):
 
 
 def test_a_failing_worker_stops_the_run_and_keeps_finished_work(benchmark_dir, tiny_clip):
-    bench = _bench(benchmark_dir, tiny_clip)
+    bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     pre = _precomputed(benchmark_dir / "pre")
     for video in (pre / "down").iterdir():
         video.unlink()
