@@ -1,0 +1,257 @@
+"""Motion fidelity on point tracks (Yatim et al., CVPR 2024, "DMT"): how well the directions of a video's point
+tracks match those of the reference clip's, track against best-matching track, so layout does not matter.
+
+`motion_fidelity(tracks, reference_tracks, form)` is the pure score on (N, T, 2) arrays, in two forms:
+"symmetric" (the paper's two-sided form) and "dmt" (the official code's number, quirks included). Tracks
+come from a `Tracker`: `LKTracker` (default, weight-free, OpenCV pyramidal Lucas–Kanade) or
+`CoTrackerTracker` (a local CoTracker checkout and checkpoint, never downloaded). Both videos are resampled to
+a common frame count and size exactly as the Farnebäck flow metrics do. Formulas: docs/METRICS.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eval.errors import MetricUndefined, UserError
+from eval.metrics.motion import _prepare
+from eval.video import sample_indices
+
+FORMS = ("symmetric", "dmt")
+STATIC_RULE = "a track with an exactly zero displacement at any step is left out (its direction is undefined)"
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """A motion-fidelity value with the counts behind it. `value` is a float, or a MetricUndefined with its
+    reason when no moving track is left on one side (never NaN)."""
+
+    value: float | MetricUndefined
+    form: str
+    n_tracks: int  # moving tracks of the video that were scored
+    n_reference: int  # moving tracks of the reference that were scored
+    n_static: int  # tracks of the video left out as static
+    n_static_reference: int  # tracks of the reference left out as static
+
+    @property
+    def defined(self) -> bool:
+        return not isinstance(self.value, MetricUndefined)
+
+
+def _directions(tracks: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unit step directions (K, T−1, 2) of the moving tracks, and the indices of those tracks."""
+    if tracks.ndim != 3 or tracks.shape[2] != 2 or tracks.shape[1] < 2:
+        raise ValueError(f"{what}: tracks are (N, T, 2) with T ≥ 2, got shape {tracks.shape}")
+    if not np.isfinite(tracks).all():
+        raise ValueError(f"{what}: tracks hold non-finite coordinates")
+    steps = np.diff(tracks.astype(np.float64), axis=1)
+    norms = np.linalg.norm(steps, axis=-1)
+    keep = np.flatnonzero((norms > 0).all(axis=1))
+    return steps[keep] / norms[keep, :, None], keep
+
+
+def motion_fidelity(tracks, reference_tracks, form: str = "symmetric") -> Fidelity:
+    """Motion fidelity of `tracks` (N, T, 2) against `reference_tracks` (M, T, 2), pixel coordinates (x, y).
+
+    S[n, m] = mean over steps t of ⟨d̂ₙ(t), d̂'ₘ(t)⟩, d̂ the unit displacement of a step.
+    - "symmetric": ½ (mean over n of maxₘ S + mean over m of maxₙ S), −1..1, 1 for identical tracks.
+    - "dmt": mean over n of maxₘ (S − I), I = 1 where the original track indices n and m are equal: the
+      official code's number (one direction, its identity subtraction), −2..1.
+    Static tracks (STATIC_RULE) are left out and counted; float64 throughout."""
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    a, b = np.asarray(tracks), np.asarray(reference_tracks)
+    if a.ndim == 3 and b.ndim == 3 and a.shape[1] != b.shape[1]:
+        raise ValueError(f"both track sets need the same frame count, got {a.shape[1]} and {b.shape[1]}")
+    u, keep_a = _directions(a, "tracks")
+    v, keep_b = _directions(b, "reference tracks")
+    counts = dict(form=form, n_tracks=len(keep_a), n_reference=len(keep_b), n_static=len(a) - len(keep_a),
+                  n_static_reference=len(b) - len(keep_b))
+    reasons = [f"the {w} has no moving track ({n} tracks, all static)" if n else f"the {w} has no track"
+               for w, n, k in (("video", len(a), keep_a), ("reference", len(b), keep_b)) if not len(k)]
+    if reasons:
+        return Fidelity(MetricUndefined("; ".join(reasons)), **counts)
+    steps = u.shape[1]
+    s = u.reshape(len(u), -1) @ v.reshape(len(v), -1).T / steps
+    if form == "dmt":
+        value = (s - (keep_a[:, None] == keep_b[None, :])).max(axis=1).mean()
+    else:
+        value = 0.5 * (s.max(axis=1).mean() + s.max(axis=0).mean())
+    return Fidelity(float(value), **counts)
+
+
+# trackers --------------------------------------------------------------------------------------------------
+def common_geometry(frames: np.ndarray, reference: np.ndarray, height: int) -> tuple[int, tuple[int, int]]:
+    """The flow metrics' rule: min(T_video, T_reference) frames, and (height, width) at the reference's
+    aspect ratio."""
+    rh, rw = reference.shape[1:3]
+    return min(len(frames), len(reference)), (height, max(2, int(round(height * rw / rh))))
+
+
+class Tracker:
+    """Point tracks of a video resampled to `num` frames of `size` (height, width): (N, num, 2) float32 (x, y)
+    pixels of that size, every track complete (lost points are dropped, not padded)."""
+
+    height = 96
+
+    def track(self, frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def spec(self) -> dict:
+        raise NotImplementedError
+
+    def _geometry_spec(self) -> dict:
+        return {"frames": "uniform min(T_video, T_reference)",
+                "size": f"height {self.height}, reference aspect ratio, INTER_AREA"}
+
+
+class LKTracker(Tracker):
+    """Weight-free tracks: a grid on the first frame followed with pyramidal Lucas–Kanade frame to frame, on the
+    same grey frames the Farnebäck metrics see. A point is lost (its whole track dropped) when LK reports
+    failure, it leaves the frame, or tracking it back lands more than `fb_px` from where it started the step."""
+
+    def __init__(self, grid: int = 24, window: int = 15, levels: int = 3, fb_px: float = 1.0, height: int = 96):
+        self.grid, self.window, self.levels, self.fb_px, self.height = grid, window, levels, fb_px, height
+        self._lk = dict(winSize=(window, window), maxLevel=levels,
+                        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01))
+
+    def spec(self) -> dict:
+        return {"method": "opencv pyramidal lucas-kanade, frame to frame, forward-backward check",
+                "grid": f"{self.grid}x{self.grid} cell centres of the first frame", "window": self.window,
+                "levels": self.levels, "criteria": "30 iterations or 0.01 px", "fb_threshold_px": self.fb_px,
+                "opencv": cv2.__version__, "colour": "grey (BT.601)", **self._geometry_spec()}
+
+    def grid_points(self, size: tuple[int, int]) -> np.ndarray:
+        h, w = size
+        xs, ys = (np.arange(self.grid) + 0.5) * w / self.grid, (np.arange(self.grid) + 0.5) * h / self.grid
+        return np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2).astype(np.float32)
+
+    def track(self, frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
+        grey = _prepare(frames, num, size)
+        h, w = size
+        pts = self.grid_points(size)
+        out = np.empty((len(pts), num, 2), np.float32)
+        out[:, 0] = pts
+        alive = np.arange(len(pts))
+        for t in range(num - 1):
+            if not len(alive):
+                break
+            p0 = out[alive, t].reshape(-1, 1, 2)
+            p1, ok1, _ = cv2.calcOpticalFlowPyrLK(grey[t], grey[t + 1], p0, None, **self._lk)
+            back, ok2, _ = cv2.calcOpticalFlowPyrLK(grey[t + 1], grey[t], p1, None, **self._lk)
+            p1, back = p1.reshape(-1, 2), back.reshape(-1, 2)
+            good = (ok1.ravel() == 1) & (ok2.ravel() == 1) & (np.linalg.norm(back - p0.reshape(-1, 2), axis=1)
+                                                              <= self.fb_px)
+            good &= (p1[:, 0] >= 0) & (p1[:, 0] <= w - 1) & (p1[:, 1] >= 0) & (p1[:, 1] <= h - 1)
+            out[alive[good], t + 1] = p1[good]
+            alive = alive[good]
+        return out[alive]
+
+
+COTRACKER_CHECKPOINTS = {"cotracker2": "cotracker2.pth", "cotracker2v1": "cotracker2v1.pth",
+                         "cotracker3_offline": "scaled_offline.pth"}
+COTRACKER_REPO = "https://github.com/facebookresearch/co-tracker"
+
+
+class CoTrackerTracker(Tracker):
+    """CoTracker on a grid of the first frame (the official code's tracker, 55×55), from a local checkout and
+    checkpoint only: by default the torch hub cache (<hub dir>/facebookresearch_co-tracker_main and
+    <hub dir>/checkpoints/<file>). Nothing is downloaded; anything missing is a UserError saying how to get it.
+    Visibility is ignored, as in the official code."""
+
+    def __init__(self, repo: str | Path | None = None, checkpoint: str | Path | None = None,
+                 model: str = "cotracker2", grid: int = 55, device: str = "cpu", height: int = 96):
+        import torch
+
+        if model not in COTRACKER_CHECKPOINTS:
+            raise UserError(f"unknown CoTracker model {model!r}; one of {', '.join(COTRACKER_CHECKPOINTS)}")
+        hub = Path(torch.hub.get_dir())
+        self.repo = Path(repo) if repo else hub / "facebookresearch_co-tracker_main"
+        self.checkpoint = Path(checkpoint) if checkpoint else hub / "checkpoints" / COTRACKER_CHECKPOINTS[model]
+        self.model_name, self.grid, self.device, self.height = model, grid, device, height
+        if not (self.repo / "hubconf.py").is_file():
+            raise UserError(f"CoTracker tracker: no CoTracker checkout at {self.repo} (no hubconf.py); "
+                            f"git clone {COTRACKER_REPO} there, or pass repo=<checkout>")
+        if not self.checkpoint.is_file():
+            raise UserError(f"CoTracker tracker: checkpoint {self.checkpoint} not found; download "
+                            f"https://huggingface.co/facebook/cotracker/resolve/main/{self.checkpoint.name} "
+                            f"(cotracker3: facebook/cotracker3) there, or pass checkpoint=<file>")
+        self.predictor = torch.hub.load(str(self.repo), model, source="local", pretrained=False)
+        self.predictor.model.load_state_dict(torch.load(self.checkpoint, map_location="cpu"))
+        self.predictor = self.predictor.to(device).eval()
+        self._sha = hashlib.sha256(self.checkpoint.read_bytes()).hexdigest()[:16]
+
+    def spec(self) -> dict:
+        return {"method": f"cotracker {self.model_name}, offline, visibility ignored",
+                "checkpoint": f"{self.checkpoint.name} sha256:{self._sha}", "grid": f"{self.grid}x{self.grid}",
+                "colour": "rgb", **self._geometry_spec()}
+
+    def track(self, frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
+        import torch
+
+        h, w = size
+        rgb = np.stack([cv2.resize(np.ascontiguousarray(frames[i]), (w, h), interpolation=cv2.INTER_AREA)
+                        for i in sample_indices(len(frames), num)])
+        video = torch.from_numpy(rgb).permute(0, 3, 1, 2)[None].float().to(self.device)
+        with torch.no_grad():
+            tracks, _ = self.predictor(video, grid_size=self.grid)
+        return tracks[0].permute(1, 0, 2).cpu().numpy().astype(np.float32)
+
+
+# metric ----------------------------------------------------------------------------------------------------
+def score_tracks(frames: np.ndarray, reference_frames: np.ndarray, tracker: Tracker | None = None,
+                 form: str = "symmetric") -> Fidelity:
+    """Track both videos (uint8 T×H×W×3) on their common geometry and score them."""
+    tracker = tracker or LKTracker()
+    num, size = common_geometry(frames, reference_frames, tracker.height)
+    return motion_fidelity(tracker.track(frames, num, size), tracker.track(reference_frames, num, size), form)
+
+
+def _subsample(tracks: np.ndarray, keep: int) -> list:
+    """At most `keep` tracks, evenly spread over the grid order, rounded to 0.01 px (for a drill-down drawing)."""
+    idx = np.unique(np.linspace(0, len(tracks) - 1, min(keep, len(tracks))).round().astype(int))
+    return np.round(tracks[idx].astype(np.float64), 2).tolist()
+
+
+class TrackMotionMetric:
+    """motion_fidelity and motion_fidelity_dmt of a video against a reference video, from point tracks.
+
+    Contract: `score(frames, reference_frames)` → (values, details), both uint8 T×H×W×3."""
+
+    name = "tracks"
+    fields = {
+        "motion_fidelity": "the paper's two-sided motion fidelity: mean best-match cosine of step directions, "
+                           "video tracks to reference tracks and back, averaged, −1..1 (higher is better)",
+        "motion_fidelity_dmt": "the official DMT code's number: video tracks to reference tracks only, with its "
+                               "identity-matrix subtraction, −2..1 (higher is better)",
+    }
+    ranges = {"motion_fidelity": (-1.0, 1.0), "motion_fidelity_dmt": (-2.0, 1.0)}
+    _forms = {"motion_fidelity": "symmetric", "motion_fidelity_dmt": "dmt"}
+
+    def __init__(self, tracker: Tracker | None = None, detail_tracks: int = 64):
+        self.tracker = tracker or LKTracker()
+        self.detail_tracks = detail_tracks
+
+    def spec(self) -> dict:
+        return {"tracker": self.tracker.spec(), "static": STATIC_RULE, "dtype": "float64",
+                "forms": dict(self._forms)}
+
+    def score(self, frames: np.ndarray, reference: np.ndarray):
+        num, size = common_geometry(frames, reference, self.tracker.height)
+        if num < 2:
+            undefined = MetricUndefined(f"motion fidelity needs at least 2 frames in both videos, got {num}")
+            return {k: undefined for k in self.fields}, {}
+        gen, ref = self.tracker.track(frames, num, size), self.tracker.track(reference, num, size)
+        results = {field: motion_fidelity(gen, ref, form) for field, form in self._forms.items()}
+        values = {field: r.value for field, r in results.items()}
+        r = results["motion_fidelity"]
+        counts = {"n_tracks": r.n_tracks, "n_reference": r.n_reference, "n_static": r.n_static,
+                  "n_static_reference": r.n_static_reference}
+        details = {"tracks_size": list(size), "tracks_frames": num, "tracks_counts": counts,
+                   "tracks": _subsample(gen, self.detail_tracks),
+                   "tracks_reference": _subsample(ref, self.detail_tracks)}
+        return values, details
