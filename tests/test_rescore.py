@@ -5,13 +5,13 @@ import json
 
 import pandas as pd
 
-from conftest import run_main
+from conftest import mini_with_tiny_clip, run_main
 from eval.rescore import PARTIAL
 from eval.rescore import main as rescore_main
 from eval.results import read_results
 from eval.run import main as run_main_cli
 from eval.scoring import Scorer
-from test_run import _bench, _comparable, _precomputed
+from test_run import _comparable, _precomputed
 
 
 def _metric_rows(run_dir):
@@ -26,7 +26,7 @@ def _run(bench, pre, out, *extra, capsys=None):
 
 
 def test_rescoring_under_new_specs_matches_a_fresh_run_and_lets_the_folder_resume(benchmark_dir, tiny_clip, capsys):
-    bench, pre = _bench(benchmark_dir, tiny_clip), _precomputed(benchmark_dir / "pre")
+    bench, pre = mini_with_tiny_clip(benchmark_dir, tiny_clip), _precomputed(benchmark_dir / "pre")
     old, fresh = benchmark_dir / "old", benchmark_dir / "fresh"
     assert _run(bench, pre, old)[0] == 0
     assert _run(bench, pre, fresh, "--clip-frames", "4")[0] == 0
@@ -50,7 +50,7 @@ def test_rescoring_under_new_specs_matches_a_fresh_run_and_lets_the_folder_resum
 
 def test_an_interrupted_rescore_keeps_its_work_and_changes_nothing_until_done(benchmark_dir, tiny_clip,
                                                                               monkeypatch, capsys):
-    bench, pre = _bench(benchmark_dir, tiny_clip), _precomputed(benchmark_dir / "pre")
+    bench, pre = mini_with_tiny_clip(benchmark_dir, tiny_clip), _precomputed(benchmark_dir / "pre")
     out = benchmark_dir / "run"
     assert _run(bench, pre, out)[0] == 0
     results, run_json = (out / "results.jsonl").read_text(), (out / "run.json").read_text()
@@ -73,7 +73,7 @@ def test_an_interrupted_rescore_keeps_its_work_and_changes_nothing_until_done(be
 
 
 def test_what_cannot_be_rescored_is_one_line(benchmark_dir, tiny_clip, capsys):
-    bench, pre = _bench(benchmark_dir, tiny_clip), _precomputed(benchmark_dir / "pre")
+    bench, pre = mini_with_tiny_clip(benchmark_dir, tiny_clip), _precomputed(benchmark_dir / "pre")
     out = benchmark_dir / "run"
     assert _run(bench, pre, out, capsys=capsys)[0] == 0
     video = out / read_results(out / "results.jsonl")[0]["video"]
