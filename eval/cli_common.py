@@ -8,9 +8,11 @@ import argparse
 def add_metric_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("metrics")
     g.add_argument("--clip-model", default=None,
-                   help="open_clip model name or path to a model-config JSON (default: the benchmark's, else ViT-B-32)")
+                   help="open_clip model name, path to a model-config JSON, or hf:ID_OR_DIR for a Hugging Face "
+                        "transformers CLIP model (default: the benchmark's, else ViT-B-32)")
     g.add_argument("--clip-pretrained", default=None,
-                   help="open_clip pretrained tag or a local checkpoint file (default: the benchmark's, else openai)")
+                   help="open_clip pretrained tag or a local checkpoint file (default: the benchmark's, else openai; "
+                        "not for hf: models, which bring their weights)")
     g.add_argument("--clip-frames", type=int, default=None,
                    help="score this many uniformly sampled frames per video (default: all)")
     g.add_argument("--clip-dtype", choices=["fp32", "fp16", "bf16"], default=None,
@@ -30,8 +32,11 @@ def build_scorer(args, defaults: dict | None = None, device: str | None = None):
 
     defaults = defaults or {}
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(args.clip_dtype)
-    clip = ClipMetric(model=args.clip_model or defaults.get("clip_model", "ViT-B-32"),
-                      pretrained=args.clip_pretrained or defaults.get("clip_pretrained", "openai"),
+    model = args.clip_model or defaults.get("clip_model", "ViT-B-32")
+    # an hf: model brings its weights: the benchmark's open_clip weights default does not apply to it
+    pretrained = args.clip_pretrained if model.startswith("hf:") else (
+        args.clip_pretrained or defaults.get("clip_pretrained", "openai"))
+    clip = ClipMetric(model=model, pretrained=pretrained,
                       device=device or args.device, dtype=dtype, batch_size=args.batch_size,
                       num_frames=args.clip_frames)
     oracle = (args.oracle or defaults.get("oracle", "none")) == "shapes"

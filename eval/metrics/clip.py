@@ -1,4 +1,5 @@
-"""CLIP metrics from open_clip: text alignment (raw cosine and the CLIPScore scale) and temporal consistency.
+"""CLIP metrics from open_clip or transformers (`hf:`): text alignment (raw cosine, the CLIPScore scale and
+torchmetrics' ×100 scale) and temporal consistency (all pairs, consecutive frames, VBench's form).
 
 Frames go in as uint8 and are preprocessed on the device in batches, reproducing the model's own
 `preprocess_cfg` (resize mode, interpolation, crop, mean/std); they are divided by 255 exactly once, which is
@@ -47,6 +48,31 @@ def temporal_consistency(similarity) -> float:
     return float((sim.sum() - np.trace(sim)) / (t * (t - 1)))
 
 
+def text_alignment_x100(cos) -> float:
+    """torchmetrics' CLIPScore of the frames against the prompt: max(100 · mean cos, 0). torchmetrics sums
+    100·cos over the pairs and clamps the mean, not each pair (its docstring says otherwise)."""
+    return max(100.0 * float(np.mean(np.asarray(cos, dtype=np.float64))), 0.0)
+
+
+def temporal_consistency_consecutive(similarity) -> float:
+    """Mean of cos(fₜ, fₜ₊₁) over the T−1 consecutive pairs: the form most video papers report."""
+    sim = np.asarray(similarity, dtype=np.float64)
+    t = sim.shape[0]
+    if t < 2:
+        raise MetricUndefined(f"consecutive-frame consistency needs at least 2 frames, got {t}")
+    return float(np.diagonal(sim, offset=1).mean())
+
+
+def temporal_consistency_vbench(similarity) -> float:
+    """VBench's subject/background consistency for one video: (1/(T−1)) Σₜ₌₂..T ½(max(0, cos(fₜ, fₜ₋₁)) +
+    max(0, cos(fₜ, f₁))), as `video_sim / (len(images) − 1)` in VBench's {subject,background}_consistency.py."""
+    sim = np.asarray(similarity, dtype=np.float64)
+    t = sim.shape[0]
+    if t < 2:
+        raise MetricUndefined(f"VBench consistency needs at least 2 frames, got {t}")
+    return float((0.5 * (np.maximum(np.diagonal(sim, offset=1), 0) + np.maximum(sim[0, 1:], 0))).mean())
+
+
 def load_open_clip(model: str, pretrained: str | None, device: torch.device, dtype: torch.dtype):
     """Build an open_clip model from a registry name or a model-config JSON path, with weights from a tag,
     a local checkpoint file, or `random`. Returns (model, tokenizer, model_name, weights_description)."""
@@ -90,6 +116,118 @@ def load_open_clip(model: str, pretrained: str | None, device: torch.device, dty
     return net, open_clip.get_tokenizer(model_name), model_name, weights
 
 
+HF_PREFIX = "hf:"
+# PIL resampling codes in Hugging Face processor configs → torchvision modes, as transformers' own mapping
+HF_RESAMPLE = {0: "nearest-exact", 2: "bilinear", 3: "bicubic"}
+
+
+def _projected(out) -> torch.Tensor:
+    """The projected embeddings from `get_*_features`: a tensor up to transformers 4, an output object holding
+    them as `pooler_output` from transformers 5 (where torchmetrics 1.9's CLIPScore breaks)."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+class HFClip:
+    """A transformers CLIPModel behind open_clip's `encode_image` / `encode_text`, so one batched path serves
+    both libraries."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _projected(self.net.get_image_features(pixel_values=pixels))
+
+    def encode_text(self, tokens) -> torch.Tensor:
+        return _projected(self.net.get_text_features(input_ids=tokens["input_ids"],
+                                                     attention_mask=tokens["attention_mask"]))
+
+
+def hf_preprocess_cfg(proc, where: str) -> dict:
+    """A Hugging Face image processor's settings as a `Preprocess` config; settings it cannot reproduce exactly
+    are refused rather than approximated."""
+    def refuse(why: str):
+        raise UserError(f"{where}: image processor {why}; only resize + center crop + /255 + normalize is supported")
+
+    d = proc.to_dict()  # plain dicts in every transformers version (v5 attributes are SizeDict objects)
+    size, crop = d.get("size") or {}, d.get("crop_size") or {}
+    do_crop = bool(d.get("do_center_crop"))
+    if not d.get("do_resize", True):
+        refuse("does not resize")
+    if not d.get("do_rescale", True) or abs(d.get("rescale_factor", 1 / 255) * 255 - 1) > 1e-6:
+        refuse("does not rescale by 1/255")
+    resample = int(d.get("resample", 3))
+    if resample not in HF_RESAMPLE:
+        refuse(f"uses PIL resample {resample}")
+    normalize = d.get("do_normalize", True)
+    cfg = {"interpolation": HF_RESAMPLE[resample],
+           "mean": tuple(d["image_mean"]) if normalize else (0.0, 0.0, 0.0),
+           "std": tuple(d["image_std"]) if normalize else (1.0, 1.0, 1.0)}
+    if do_crop and size.get("shortest_edge") and crop.get("height") and crop.get("width"):
+        if size["shortest_edge"] < max(crop["height"], crop["width"]):
+            refuse(f"crops {crop} beyond its resize {size}")
+        return {**cfg, "size": (crop["height"], crop["width"]), "resize_mode": "shortest",
+                "shortest_edge": size["shortest_edge"], "crop_offset": "floor"}
+    if size.get("height") and size.get("width") and (
+            not do_crop or (crop.get("height"), crop.get("width")) == (size["height"], size["width"])):
+        return {**cfg, "size": (size["height"], size["width"]), "resize_mode": "squash"}
+    refuse(f"has size {size} with crop {crop if do_crop else 'off'}")
+
+
+def hf_weights(path: Path) -> dict:
+    """Weight files of a local Hugging Face model folder (safetensors, which transformers prefers, else .bin)
+    and their checksum, so that swapped weights make another spec."""
+    files = sorted(path.glob("*.safetensors")) or sorted(path.glob("pytorch_model*.bin"))
+    if not files:
+        raise UserError(f"{path}: no model weights (*.safetensors or pytorch_model*.bin) in this folder")
+    if len(files) == 1:
+        return {"weights": files[0].name, "sha256": file_sha256(files[0])}
+    listing = "".join(f"{f.name} {file_sha256(f)}\n" for f in files)
+    return {"weights": ", ".join(f.name for f in files), "sha256": hashlib.sha256(listing.encode()).hexdigest()}
+
+
+def load_hf_clip(source: str, device: torch.device, dtype: torch.dtype):
+    """A transformers CLIPModel, its tokenizer and image processor from a local folder (offline) or a hub id
+    (through the Hugging Face cache). Returns (model, tokenizer, model_name, weights_description, preprocess_cfg)."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPConfig, CLIPModel
+
+    where, local = f"hf:{source}", Path(source).expanduser()
+    offline = local.is_dir()
+    if not offline and (local.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1
+                        or local.exists()):
+        raise UserError(f"{where}: no such Hugging Face model folder")
+    ref = str(local) if offline else source
+    try:
+        config = AutoConfig.from_pretrained(ref, local_files_only=offline)
+    except Exception as e:  # missing config.json, unknown model type, hub errors
+        raise UserError(f"{where}: cannot read a Hugging Face model config: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    if not isinstance(config, CLIPConfig):
+        raise UserError(f"{where}: not a CLIP model (model_type '{config.model_type}')")
+    try:
+        net = CLIPModel.from_pretrained(ref, local_files_only=offline, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=offline)
+        proc = AutoImageProcessor.from_pretrained(ref, local_files_only=offline)
+    except Exception as e:  # missing weights, tokenizer or preprocessor files come in many types
+        raise UserError(f"{where}: cannot load the CLIP model, tokenizer and image processor: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    net.to(device).eval().requires_grad_(False)
+    if offline:
+        weights = hf_weights(local)
+    else:  # the snapshot folder the hub cache resolved the id to, hashed like a local folder
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "config.json")
+        weights = hf_weights(Path(cached).parent) if isinstance(cached, str) else {"weights": source}
+    max_len = config.text_config.max_position_embeddings
+
+    def tokenize(prompts: list[str]):
+        return tokenizer(prompts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+
+    # a folder is named like an open_clip config (its name, not its place), so that a copied model keeps its spec
+    name = f"hf:{local.resolve().name}" if offline else where
+    return HFClip(net), tokenize, name, weights, hf_preprocess_cfg(proc, where)
+
+
 class Preprocess:
     """The model's own preprocessing, applied to uint8 N×H×W×3 batches on the device."""
 
@@ -103,10 +241,15 @@ class Preprocess:
         self.mean = tuple(cfg["mean"])
         self.std = tuple(cfg["std"])
         self.fill = cfg.get("fill_color", 0)
+        # Hugging Face processors may resize the short side beyond the crop, and floor the crop offset
+        self.shortest_edge = cfg.get("shortest_edge")
+        self.crop_offset = cfg.get("crop_offset", "round")
 
     def describe(self) -> str:
         th, tw = self.size
-        steps = {"shortest": f"resize shortest side to fit {th}×{tw} → center crop {th}×{tw}",
+        fit = f"to {self.shortest_edge}" if self.shortest_edge else f"to fit {th}×{tw}"
+        crop = f"center crop {th}×{tw}" + (", offset floored" if self.crop_offset == "floor" else "")
+        steps = {"shortest": f"resize shortest side {fit} → {crop}",
                  "longest": f"resize longest side to fit {th}×{tw} → center pad (fill {self.fill})",
                  "squash": f"resize to {th}×{tw}"}[self.mode]
         return (f"uint8 RGB → {steps} ({self.interpolation.value}, antialias, rounded to uint8 levels) → /255 → "
@@ -116,10 +259,11 @@ class Preprocess:
         th, tw = self.size
         if self.mode == "squash":
             return th, tw
-        if self.mode == "shortest" and th == tw:  # torchvision Resize(int): short side = size, long side truncated
+        edge = self.shortest_edge or (th if th == tw else None)
+        if self.mode == "shortest" and edge:  # torchvision Resize(int): short side = size, long side truncated
             short, long = (h, w) if h <= w else (w, h)
-            new_long = int(th * long / short)
-            return (th, new_long) if h <= w else (new_long, th)
+            new_long = int(edge * long / short)
+            return (edge, new_long) if h <= w else (new_long, edge)
         scale = max(th / h, tw / w) if self.mode == "shortest" else min(th / h, tw / w)
         return round(h * scale), round(w * scale)
 
@@ -132,7 +276,8 @@ class Preprocess:
             x = TF.resize(x, [nh, nw], interpolation=self.interpolation, antialias=True).round_().clamp_(0, 255)
         th, tw = self.size
         if self.mode == "shortest":
-            top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
+            offset = int if self.crop_offset == "floor" else round
+            top, left = int(offset((nh - th) / 2.0)), int(offset((nw - tw) / 2.0))
             x = x[..., top:top + th, left:left + tw]
         elif self.mode == "longest" and (nh, nw) != (th, tw):
             top, left = (th - nh) // 2, (tw - nw) // 2
@@ -144,7 +289,7 @@ class Preprocess:
 
 
 class ClipMetric:
-    """text_alignment, clip_score and temporal_consistency of a video against its prompt.
+    """Text alignment and temporal consistency of a video against its prompt, in the conventions of `fields`.
 
     Contract: `score(frames_uint8, prompt)` → (values, details); `score_many` does the same for a list of
     videos with the frames of all of them packed into encoder batches of `batch_size`."""
@@ -154,22 +299,37 @@ class ClipMetric:
         "text_alignment": "mean over frames of cos(frame, prompt), raw cosine (higher is better)",
         "clip_score": "mean over frames of 2.5·max(cos, 0), the CLIPScore scale (higher is better)",
         "temporal_consistency": "mean cosine over all pairs of distinct frames (higher is better)",
+        "text_alignment_x100": "max(100 · mean over frames of cos(frame, prompt), 0): torchmetrics' CLIPScore "
+                               "(higher is better)",
+        "temporal_consistency_consecutive": "mean cosine of consecutive frames (higher is better)",
+        "temporal_consistency_vbench": "VBench's consistency: mean over t ≥ 2 of ½(max(0, cos(fₜ, fₜ₋₁)) + "
+                                       "max(0, cos(fₜ, f₁))) (higher is better)",
     }
-    ranges = {"text_alignment": (-1.0, 1.0), "clip_score": (0.0, 2.5), "temporal_consistency": (-1.0, 1.0)}
+    ranges = {"text_alignment": (-1.0, 1.0), "clip_score": (0.0, 2.5), "temporal_consistency": (-1.0, 1.0),
+              "text_alignment_x100": (0.0, 100.0), "temporal_consistency_consecutive": (-1.0, 1.0),
+              "temporal_consistency_vbench": (0.0, 1.0)}
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str | None = "openai", device: str | None = None,
                  dtype: torch.dtype | None = None, batch_size: int = 256, num_frames: int | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype or default_dtype(self.device)
-        self.model, self.tokenizer, self.model_name, weights = load_open_clip(model, pretrained, self.device,
-                                                                              self.dtype)
-        self.preprocess = Preprocess(dict(self.model.visual.preprocess_cfg))
+        if model.startswith(HF_PREFIX):
+            if pretrained is not None:
+                raise UserError(f"{model}: a Hugging Face model brings its own weights; give no --clip-pretrained")
+            self.model, self.tokenizer, self.model_name, weights, cfg = load_hf_clip(
+                model.removeprefix(HF_PREFIX), self.device, self.dtype)
+            library = "transformers"
+        else:
+            self.model, self.tokenizer, self.model_name, weights = load_open_clip(model, pretrained, self.device,
+                                                                                  self.dtype)
+            cfg, library = dict(self.model.visual.preprocess_cfg), "open_clip"
+        self.preprocess = Preprocess(cfg)
         self.batch_size = batch_size
         self.num_frames = num_frames
         self._text_cache: dict[str, torch.Tensor] = {}
         self._spec = {"model": self.model_name, **weights, "preprocessing": self.preprocess.describe(),
                       "frames": f"uniform {num_frames}" if num_frames else "all",
-                      "dtype": str(self.dtype).removeprefix("torch."), "library": "open_clip"}
+                      "dtype": str(self.dtype).removeprefix("torch."), "library": library}
 
     def spec(self) -> dict:
         return dict(self._spec)
@@ -203,11 +363,15 @@ class ClipMetric:
     @staticmethod
     def _values(cos: np.ndarray, sim: np.ndarray, indices: list[int]):
         """Statistics of one video from its per-frame prompt cosines and frame-by-frame cosines."""
-        values = {"text_alignment": float(cos.mean()), "clip_score": float((2.5 * np.maximum(cos, 0)).mean())}
-        try:
-            values["temporal_consistency"] = temporal_consistency(sim)
-        except MetricUndefined as e:
-            values["temporal_consistency"] = e
+        values = {"text_alignment": float(cos.mean()), "clip_score": float((2.5 * np.maximum(cos, 0)).mean()),
+                  "text_alignment_x100": text_alignment_x100(cos)}
+        for name, fn in (("temporal_consistency", temporal_consistency),
+                         ("temporal_consistency_consecutive", temporal_consistency_consecutive),
+                         ("temporal_consistency_vbench", temporal_consistency_vbench)):
+            try:
+                values[name] = fn(sim)
+            except MetricUndefined as e:
+                values[name] = e
         details = {"frame_indices": indices, "text_cos_per_frame": np.round(cos, 6).tolist(),
                    "frame_similarity": np.round(sim, 5).tolist()}
         return values, details
