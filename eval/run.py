@@ -112,17 +112,19 @@ def main(argv=None):
     references = load_references(benchmark)  # before anything is written
     out = args.out or Path("runs") / benchmark.name
     jobs = _jobs(args.jobs, len(methods) * len(benchmark.cases), device, methods) if dist.world_size == 1 else 1
-    if not device.startswith("cuda"):
-        import torch
-
-        torch.set_num_threads(CPU_THREADS)
     if jobs > 1:
         with WriterLock(out) as lock:  # lent to the workers: it lasts while any of them lives
             raise SystemExit(distributed.launch_local(jobs, "eval.run", argv, CPU_THREADS, lock_fd=lock.fd))
-    scorer = build_scorer(args, benchmark.metrics, device=device)
+    import torch
+
+    threads = torch.get_num_threads()
+    if not device.startswith("cuda"):
+        torch.set_num_threads(CPU_THREADS)
     try:
+        scorer = build_scorer(args, benchmark.metrics, device=device)
         run(methods, benchmark, out, seeds, scorer, dist, device, references=references)
     finally:
+        torch.set_num_threads(threads)  # as it was for whoever called main() in-process
         distributed.shutdown(dist)
 
 
