@@ -87,14 +87,15 @@ def test_readers_count_a_key_once_and_a_rerun_mends_the_file(benchmark_dir, tiny
 
 
 def _small_shapes_run(tmp_path):
-    """The shapes backbone with few sampling and adaptation steps, and two cases of two prompts."""
+    """The shapes backbone with few sampling and adaptation steps, and one held-out case of two prompts: two
+    (method, case) groups, so that --jobs 2 and torchrun split the run."""
     backbone = tmp_path / "shapes-fast"
     shutil.copytree(REPO / "vmc" / "shapes" / "weights", backbone)
     meta = json.loads((backbone / "cascade.json").read_text())
     meta["settings"].update(keyframe_steps=3, interp_steps=2, sr1_steps=2)
     meta["vmc"].update(steps=4, inversion_steps=3)
     (backbone / "cascade.json").write_text(json.dumps(meta))
-    bench = shapes_subset(tmp_path / "small.yaml", ["right", "rise"], prompts=2)
+    bench = shapes_subset(tmp_path / "small.yaml", ["rise"], prompts=2)
     return ["--methods", f"reference,vmc:{backbone}", "--benchmark", str(bench), "--seeds", "0,1",
             "--device", "cpu"]
 
@@ -103,7 +104,7 @@ def test_results_are_byte_identical_however_the_run_is_split_or_resumed(tmp_path
     args = _small_shapes_run(tmp_path)
     run_cli("-m", "eval.run", *args, "--out", tmp_path / "whole", "--jobs", "1")
     expected = _fingerprint(tmp_path / "whole")
-    assert len(expected[0]) == 16 and len(expected[1]) == 16
+    assert len(expected[0]) == 8 and len(expected[1]) == 8
 
     run_cli("-m", "eval.run", *args, "--out", tmp_path / "jobs2", "--jobs", "2")
     run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531", "-m", "eval.run",
@@ -111,10 +112,10 @@ def test_results_are_byte_identical_however_the_run_is_split_or_resumed(tmp_path
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "eval.run", *args, "--out", str(killed), "--jobs", "1"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_records(killed / "results.jsonl", 6, proc, timeout=300)
+    _wait_for_records(killed / "results.jsonl", 5, proc, timeout=300)  # the reference's and one of vmc's
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 6 <= len(read_results(killed / "results.jsonl")) < 16
+    assert 5 <= len(read_results(killed / "results.jsonl")) < 8
     run_cli("-m", "eval.run", *args, "--out", killed)
     for name in ("jobs2", "torchrun", "killed"):
         assert _fingerprint(tmp_path / name) == expected, name
