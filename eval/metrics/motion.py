@@ -25,6 +25,13 @@ def _prepare(frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
     return np.stack(out)
 
 
+def common_geometry(frames: np.ndarray, reference: np.ndarray, height: int) -> tuple[int, tuple[int, int]]:
+    """Where a video and its reference are compared: min(T_video, T_reference) frames, and (height, width) at
+    the reference's aspect ratio."""
+    rh, rw = reference.shape[1:3]
+    return min(len(frames), len(reference)), (height, max(2, int(round(height * rw / rh))))
+
+
 def optical_flow(grey: np.ndarray) -> np.ndarray:
     """(T, H, W) uint8 → (T−1, H, W, 2) float32 flow in pixels, (dx, dy) from frame t to t+1."""
     return np.stack([cv2.calcOpticalFlowFarneback(grey[t], grey[t + 1], None, **FARNEBACK)
@@ -64,12 +71,10 @@ class MotionMetric:
                 "moving_threshold_px": self.threshold, "dtype": "float32"}
 
     def score(self, frames: np.ndarray, reference: np.ndarray):
-        num = min(len(frames), len(reference))
+        num, size = common_geometry(frames, reference, self.height)
         if num < 2:
             undefined = MetricUndefined(f"motion needs at least 2 frames in both videos, got {num}")
             return {k: undefined for k in self.fields}, {}
-        rh, rw = reference.shape[1:3]
-        size = (self.height, max(2, int(round(self.height * rw / rh))))
         f_gen = optical_flow(_prepare(frames, num, size))
         f_ref = optical_flow(_prepare(reference, num, size))
         m_gen = np.linalg.norm(f_gen, axis=-1) > self.threshold

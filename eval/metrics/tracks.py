@@ -11,6 +11,7 @@ a common frame count and size exactly as the Farnebäck flow metrics do. Formula
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import cv2
 import numpy as np
 
 from eval.errors import MetricUndefined, UserError
-from eval.metrics.motion import _prepare
+from eval.metrics.motion import _prepare, common_geometry
 from eval.video import sample_indices
 
 FORMS = ("symmetric", "dmt")
@@ -85,24 +86,19 @@ def motion_fidelity(tracks, reference_tracks, form: str = "symmetric") -> Fideli
 
 
 # trackers --------------------------------------------------------------------------------------------------
-def common_geometry(frames: np.ndarray, reference: np.ndarray, height: int) -> tuple[int, tuple[int, int]]:
-    """The flow metrics' rule: min(T_video, T_reference) frames, and (height, width) at the reference's
-    aspect ratio."""
-    rh, rw = reference.shape[1:3]
-    return min(len(frames), len(reference)), (height, max(2, int(round(height * rw / rh))))
-
-
-class Tracker:
+class Tracker(ABC):
     """Point tracks of a video resampled to `num` frames of `size` (height, width): (N, num, 2) float32 (x, y)
     pixels of that size, every track complete (lost points are dropped, not padded)."""
 
     height = 96
 
+    @abstractmethod
     def track(self, frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
-        raise NotImplementedError
+        """The tracks of `frames` (see the class)."""
 
+    @abstractmethod
     def spec(self) -> dict:
-        raise NotImplementedError
+        """Everything that produced the tracks."""
 
     def _geometry_spec(self) -> dict:
         return {"frames": "uniform min(T_video, T_reference)",
