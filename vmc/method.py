@@ -165,14 +165,11 @@ class VMCMethod(_CascadeMethod):
         video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
         unet = self.prepare_unet(cascade.load_unet(self.backbone.base).float())
         protocol = {"trained_parameters": 0, "train_s": 0.0}
-        inverted = None
         done = folder / ("inverted.safetensors" if self.inverts else "adapter.json")
         if done.is_file():
             if self.trains:
                 protocol = load_adapter(folder, unet).get("protocol", {})
             unet = self.inference_unet(unet)
-            if self.inverts:
-                inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
         else:
             base_scheduler = cascade.load_scheduler(self.backbone.base)
             inversion = self.inversion_scheduler(base_scheduler) if self.inverts else None  # fails before training
@@ -183,8 +180,13 @@ class VMCMethod(_CascadeMethod):
             folder.mkdir(parents=True, exist_ok=True)
             if self.inverts:
                 empty = cascade.t5_embeddings([""])[0]
-                inverted = ddim_invert(unet.eval(), video, empty, inversion, self.inversion_steps)
-                save_file({"noise": inverted.cpu().contiguous()}, str(folder / "inverted.safetensors"))
+                noise = ddim_invert(unet.eval(), video, empty, inversion, self.inversion_steps)
+                save_file({"noise": noise.cpu().contiguous()}, str(folder / "inverted.safetensors"))
+        unet.eval().requires_grad_(False)
+        # the noise is always read back from the file, in the file's memory layout: the layout picks the CPU's
+        # convolution kernels, so an adapted run and a run resumed from this cache must start from the same bytes
+        # laid out the same way to sample the same videos
+        inverted = load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device) if self.inverts else None
         return {"unet": unet.to(cascade.dtype), "inverted": inverted, "adapter": str(folder), "protocol": protocol}
 
     def inversion_scheduler(self, base_scheduler):
