@@ -88,7 +88,7 @@ def main():
         sync(dev)
         pre_rate = iters * args.batch_size / (time.perf_counter() - t0)
 
-        scorer = Scorer(clip, MotionMetric())
+        scorer = Scorer([clip, MotionMetric()])
         score_rows(rows[: max(1, args.workers)], scorer, ResultsWriter(Path(tmp) / "warm.jsonl"), args.workers)
         t0 = time.perf_counter()
         score_rows(rows, scorer, ResultsWriter(Path(tmp) / "results.jsonl"), args.workers)

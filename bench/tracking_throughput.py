@@ -1,6 +1,6 @@
 """CPU cost of motion fidelity on LK point tracks (eval/metrics/tracks.py) next to the Farnebäck flow metrics
 (eval/metrics/motion.py), in the same run, on the same shapes-world video pairs: frames per second of each
-(frames of the scored videos, one `score(video, reference)` call per pair) and the ratio of their times.
+(frames of the scored videos, one `score` call per pair) and the ratio of their times.
 Target: tracks at most 2× the flow metrics' cost per video.
 
     python bench/tracking_throughput.py [--pairs 12] [--frames 16] [--size 256] [--repeats 3]
@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eval.metrics import Sample  # noqa: E402
 from eval.metrics.motion import MotionMetric  # noqa: E402
 from eval.metrics.tracks import TrackMotionMetric  # noqa: E402
 from eval.shapes.world import random_scene, render  # noqa: E402
@@ -36,7 +37,7 @@ def seconds(metric, videos, repeats: int) -> float:
     for _ in range(repeats):
         t0 = time.perf_counter()
         for video, reference in videos:
-            metric.score(video, reference)
+            metric.score(Sample(video, "", reference))
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -51,7 +52,7 @@ def main(argv=None):
     videos = pairs(args.pairs, args.frames, args.size)
     flow, tracks = MotionMetric(), TrackMotionMetric()
     for metric in (flow, tracks):
-        metric.score(*videos[0])  # warm-up
+        metric.score(Sample(videos[0][0], "", videos[0][1]))  # warm-up
     t_flow, t_tracks = seconds(flow, videos, args.repeats), seconds(tracks, videos, args.repeats)
     n = args.pairs * args.frames
     print(f"{args.pairs} pairs of {args.frames} frames at {args.size}x{args.size}, scored at height 96; "

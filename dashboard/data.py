@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from eval.metrics import METRIC_ORDER
+from eval.metrics import all_fields
 from eval.rundir import References, video_path as record_video_path
 
 HUMAN_FILES = ("table.csv", "exclusions.csv", "agreement.csv")
@@ -153,4 +153,5 @@ def metric_sort_key(metric: str) -> tuple:
     base = metric.split(" ")[0]
     if base.startswith("protocol."):
         return (2, base)
-    return (0, METRIC_ORDER.index(base)) if base in METRIC_ORDER else (1, base)
+    order = list(all_fields())
+    return (0, order.index(base)) if base in order else (1, base)

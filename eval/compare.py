@@ -7,6 +7,8 @@ items), n videos, n units and the paired t-test's p. Pairing removes the between
 CIs in summary.csv carry, so this is the test to quote for "A beats B". With more than two methods the first
 is compared with each of the others, and `p_holm` corrects each metric's p values for those several
 comparisons (Holm); `significant` is p_holm < 0.05, which for two methods is the interval excluding zero.
+`direction` says whether higher or lower is better for the metric (as it declares) and `better` names the
+method whose mean is the better one (significant or not).
 `--by-case` gives a row per case instead, corrected over all cases and comparisons. Writes
 RUN_DIR/compare_<A>_vs_<B>[+<C>...][_by_case].csv and prints the table.
 """
@@ -21,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from eval.errors import UserError, cli_main
+from eval.metrics import all_fields, field_info
 from eval.results import UNITS, atomic_write_text, read_results, unit_ci95, unit_of
 
 ALPHA = 0.05
@@ -36,7 +39,7 @@ def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None
         if m not in by:
             raise UserError(f"method '{m}' is not in this run (methods: {', '.join(sorted(by))})")
     common = sorted(set(by[a]) & set(by[b]), key=repr)
-    names = metrics or sorted({k for r in records for k in r["metrics"]})
+    names = metrics or ordered_fields(records)
     rows = []
     for metric in names:
         diffs = {}
@@ -47,13 +50,23 @@ def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None
                     ra.get("spec_ids", {}).get(metric) == rb.get("spec_ids", {}).get(metric):
                 diffs.setdefault(unit_of(ra, unit), []).append(va - vb)
         mean, lo, hi = unit_ci95(diffs) if diffs else (float("nan"),) * 3
-        rows.append({"metric": metric, "a": a, "b": b, "unit": unit, "n": sum(map(len, diffs.values())),
+        declared = field_info(metric)
+        better = "" if declared is None or not mean or np.isnan(mean) else \
+            (a if (mean > 0) == declared.higher_is_better else b)
+        rows.append({"metric": metric, "direction": declared.direction if declared else "", "better": better,
+                     "a": a, "b": b, "unit": unit, "n": sum(map(len, diffs.values())),
                      "n_units": len(diffs), "mean_diff": mean, "ci95_low": lo, "ci95_high": hi,
                      "p": t_test_p([float(np.mean(v)) for v in diffs.values()])})
     table = pd.DataFrame(rows)
     table["p_holm"] = table["p"]
     table["significant"] = table["p"] < ALPHA
     return table
+
+
+def ordered_fields(records: list[dict]) -> list[str]:
+    """The metric fields of the records, in the order the metrics declare them (undeclared ones last)."""
+    order = {f: i for i, f in enumerate(all_fields())}
+    return sorted({k for r in records for k in r["metrics"]}, key=lambda k: (order.get(k, len(order)), k))
 
 
 def t_test_p(unit_means: list[float]) -> float:
@@ -95,7 +108,7 @@ def compare(records: list[dict], first: str, others: list[str], metrics: list[st
         groups = {}
         for r in records:
             groups.setdefault(unit_of(r, "case")[0], []).append(r)
-    names = metrics or sorted({k for r in records for k in r["metrics"]})
+    names = metrics or ordered_fields(records)
     parts = []
     for case, group in groups.items():
         methods = {r["method"] for r in group}

@@ -26,6 +26,7 @@ from eval import distributed
 from eval.errors import UserError
 from eval.manifest import Benchmark, Case
 from eval.methods import Method, slugify
+from eval.metrics import Sample
 from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
                           write_summary)
 from eval.rundir import WriterLock, held_by_launcher, path_fields, stored_path
@@ -226,8 +227,8 @@ def _run(methods, benchmark, out, seeds, scorer, dist, device, command, referenc
         print(f"\n{benchmark.name}: {len(records)} scored videos in {out}\n")
         shown = summary[summary.method.isin([m.label for m in methods])]
         print(format_table(shown))
-        print("(mean ± half the 95% CI over target prompts; [low, high] where the interval is clipped at the "
-              "bound of a field's range)")
+        print("(↑ higher is better, ↓ lower; mean ± half the 95% CI over target prompts; [low, high] where the "
+              "interval is clipped at the bound of a field's range)")
         facts = [m for m in dict.fromkeys(shown.metric) if m.startswith("protocol.")]
         if facts:
             print("\nfair-protocol report (means over items):\n" + format_table(shown, facts))
@@ -250,8 +251,8 @@ def _run_item(out: Path, method: Method, state, case: Case, item: Item, referenc
         write_video(path, video)
     decoded = read_video(path)  # score what is on disk, so eval.score on these files agrees exactly
     t0 = time.perf_counter()
-    scored = scorer.score_many([(decoded.frames, item.prompt, reference.frames,
-                                 case.meta.get("reference_prompt"))])[0]
+    scored = scorer.score_many([Sample(decoded.frames, item.prompt, reference.frames,
+                                       case.meta.get("reference_prompt"))])[0]
     score_s = round(time.perf_counter() - t0, 4)
     return {"key": item.key, "method": item.method, "case": item.case, "prompt": item.prompt, "seed": item.seed,
             "video": str(item.video_path), "num_frames": decoded.num_frames, "fps": decoded.fps,

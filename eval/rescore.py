@@ -51,6 +51,7 @@ def _load_run(run_dir: Path) -> tuple[dict, list[dict]]:
 
 def rescore(run_dir: Path, records: list[dict], benchmark, scorer) -> list[dict]:
     """Score every record's video again with `scorer`; returns the new records, in the run's order."""
+    from eval.metrics import Sample
     from eval.video import read_video
 
     missing = sorted({r["case"] for r in records} - {c.id for c in benchmark.cases})
@@ -74,8 +75,8 @@ def rescore(run_dir: Path, records: list[dict], benchmark, scorer) -> list[dict]
                 references[case.id] = case.load_reference().frames
             video = read_video(run_dir / r["video"])
             t0 = time.perf_counter()
-            scored = scorer.score_many([(video.frames, r["prompt"], references[case.id],
-                                         case.meta.get("reference_prompt"))])[0]
+            scored = scorer.score_many([Sample(video.frames, r["prompt"], references[case.id],
+                                               case.meta.get("reference_prompt"))])[0]
             timing = {**r.get("timing", {}), "score_s": round(time.perf_counter() - t0, 4)}
             done[r["key"]] = {**{k: v for k, v in r.items() if k != "details"}, **scored, "timing": timing}
             writer.append(done[r["key"]])

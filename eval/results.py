@@ -147,19 +147,21 @@ def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd
                 entry["undefined"] += 1
             else:
                 entry["units"].setdefault(unit_of(r), []).append(value)
-    from eval.metrics import FIELD_RANGES, METRIC_ORDER
+    from eval.metrics import all_fields
 
+    fields = all_fields()
     out = []
     for (method, metric, sid), entry in rows.items():
         values = [v for vs in entry["units"].values() for v in vs]
-        mean, lo, hi = unit_ci95(entry["units"], FIELD_RANGES.get(metric)) if values else (math.nan,) * 3
+        bounds = fields[metric].range if metric in fields else None
+        mean, lo, hi = unit_ci95(entry["units"], bounds) if values else (math.nan,) * 3
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
         out.append({"method": method, "metric": metric, "n": len(values), "n_undefined": entry["undefined"],
                     "n_units": len(entry["units"]), "mean": mean, "ci95_low": lo, "ci95_high": hi, "std": sd,
                     "spec_id": sid})
     df = pd.DataFrame(out, columns=SUMMARY_COLUMNS)
     ranks = {"method": {m: i for i, m in enumerate(methods_order or dict.fromkeys(df["method"]))},
-             "metric": {m: i for i, m in enumerate(METRIC_ORDER)}}
+             "metric": {m: i for i, m in enumerate(fields)}}
     if len(df):
         df = df.sort_values(["method", "metric"], key=lambda s: s.map(ranks[s.name]).fillna(len(ranks[s.name])),
                             kind="stable").reset_index(drop=True)
@@ -171,12 +173,16 @@ def write_summary(df: pd.DataFrame, path: Path):
 
 
 def format_table(df: pd.DataFrame, metrics: list[str] | None = None) -> str:
-    """The paper-style table: a row per method, `mean ± half-CI` per metric."""
+    """The paper-style table: a row per method, `mean ± half-CI` per metric, each metric marked ↑ or ↓ by
+    which way is better, as it declares."""
     if df.empty:
         return "(no results)"
     metrics = metrics or [m for m in dict.fromkeys(df["metric"]) if not m.startswith("protocol.")]
     methods = list(dict.fromkeys(df["method"]))
-    cells = [["method"] + metrics]
+    from eval.metrics import field_info
+
+    arrows = {m: {"higher": " ↑", "lower": " ↓"}[field_info(m).direction] if field_info(m) else "" for m in metrics}
+    cells = [["method"] + [m + arrows[m] for m in metrics]]
     for m in methods:
         row = [m]
         for metric in metrics:

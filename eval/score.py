@@ -78,21 +78,24 @@ def read_prompts(path: Path, videos: Path, default_method: str, out: Path) -> li
 
 
 def _decode(row: dict, scorer, pin: bool):
-    """Decode one listed video (and its reference) and compute its CPU-bound metrics (all but CLIP). With `pin`,
-    the frames are copied to page-locked memory here, so the copy to the GPU runs asynchronously."""
+    """Decode one listed video (and its reference) and compute its per-video metrics (all but the batched
+    ones, CLIP). With `pin`, the frames are copied to page-locked memory here, so the copy to the GPU runs
+    asynchronously. Returns (video, error, per-video outputs, the sample for the batched metrics)."""
+    from eval.metrics import Sample
     from eval.video import read_video
 
     try:
         video = read_video(row["video_path"])
         reference = read_video(row["reference_path"]).frames if row["reference_path"] else None
-        scores = scorer.score_rest(video.frames, row["prompt"], reference)
+        sample = Sample(video.frames, row["prompt"], reference)
+        scores = scorer.score_rest(sample)
     except VideoError as e:
         return None, e, None, None
     if pin:
         import torch
 
-        return video, None, scores, torch.from_numpy(video.frames).pin_memory()
-    return video, None, scores, video.frames
+        sample = Sample(torch.from_numpy(video.frames).pin_memory(), row["prompt"], reference)
+    return video, None, scores, sample
 
 
 def decoded(rows: list[dict], scorer, workers: int, pin: bool = False):
@@ -111,27 +114,26 @@ def decoded(rows: list[dict], scorer, workers: int, pin: bool = False):
 
 
 def score_rows(rows: list[dict], scorer, writer: ResultsWriter, workers: int, on_error=None):
-    """Decode on `workers` threads, encode CLIP batches of at least `scorer.clip.batch_size` frames, and
-    append the records of each batch with one write."""
+    """Decode on `workers` threads, hand the batched metrics batches of at least `scorer.batch_size` frames,
+    and append the records of each batch with one write."""
     pending = []
 
     def flush(bar):
-        clip_out = scorer.clip.score_many([(frames, rows[i]["prompt"]) for i, _, _, frames in pending])
+        batched = scorer.score_batched([sample for _, _, _, sample in pending])
         writer.append_many([{
             "key": rows[i]["key"], "method": rows[i]["method"], "video": rows[i]["video"],
             "prompt": rows[i]["prompt"], "reference": rows[i]["reference"], "num_frames": v.num_frames,
-            "fps": v.fps, "size": list(v.size), **scorer.assemble(c, *rest)}
-            for (i, v, rest, _), c in zip(pending, clip_out)])
+            "fps": v.fps, "size": list(v.size), **scorer.assemble(b, rest)}
+            for (i, v, rest, _), b in zip(pending, batched)])
         bar.update(len(pending))
         pending.clear()
 
     with tqdm(total=len(rows), desc="scoring", unit="video", disable=not rows, dynamic_ncols=True) as bar:
-        pin = scorer.clip.device.type == "cuda"
-        for i, (video, error, rest, frames) in enumerate(decoded(rows, scorer, workers, pin)):
+        for i, (video, error, rest, sample) in enumerate(decoded(rows, scorer, workers, scorer.pins_memory)):
             if error:
                 raise on_error(error, bar.n) if on_error else error
-            pending.append((i, video, rest, frames))
-            if sum(p[1].num_frames for p in pending) >= scorer.clip.batch_size:
+            pending.append((i, video, rest, sample))
+            if sum(p[1].num_frames for p in pending) >= scorer.batch_size:
                 flush(bar)
         if pending:
             flush(bar)

@@ -1,54 +1,72 @@
-"""Scoring shared by `eval.run` and `eval.score`: every metric on a batch of videos, packed into records."""
+"""Scoring shared by `eval.run`, `eval.score` and `eval.rescore`: the selected metrics on a batch of samples,
+packed into the scoring part of a record."""
 
 from __future__ import annotations
 
 from eval.errors import MetricUndefined
-from eval.metrics import ClipMetric, MotionMetric, OracleMetric, spec_id
+from eval.metrics import Field, Metric, Sample, spec_id
 
 
 class Scorer:
-    """CLIP metrics always; motion metrics when the item has a reference clip; the shapes-world oracle when
-    one is given (benchmarks of that world ask for it)."""
+    """The metrics of a run. Each scores the samples it applies to (those that need a reference skip samples
+    without one); metrics with a `batch_size` (CLIP) see many videos at once, the others one at a time."""
 
-    def __init__(self, clip: ClipMetric, motion: MotionMetric | None = None, oracle: OracleMetric | None = None):
-        self.clip = clip
-        self.motion = motion or MotionMetric()
-        self.oracle = oracle
-        self._metrics = [m for m in (self.clip, self.motion, self.oracle) if m is not None]
-        self._ids = {field: spec_id({"metric": metric.name, **metric.spec()})
-                     for metric in self._metrics for field in metric.fields}  # specs are fixed
+    def __init__(self, metrics: list[Metric]):
+        self.metrics = list(metrics)
+        self.batched = [m for m in self.metrics if m.batch_size]
+        self.per_video = [m for m in self.metrics if not m.batch_size]
+        self._ids = {field: spec_id({"metric": m.name, **m.spec()})
+                     for m in self.metrics for field in m.fields}  # specs are fixed
 
     def specs(self) -> dict:
-        return {m.name: m.spec() for m in self._metrics}
+        return {m.name: m.spec() for m in self.metrics}
 
     def spec_ids(self) -> dict[str, str]:
         return dict(self._ids)
 
-    def score_many(self, items: list[tuple]) -> list[dict]:
-        """[(frames, prompt, reference frames or None[, reference prompt])] → the scoring part of each record."""
-        clip_out = self.clip.score_many([(it[0], it[1]) for it in items])
-        return [self.assemble(c, *self.score_rest(*it)) for c, it in zip(clip_out, items)]
+    def fields(self) -> dict[str, Field]:
+        return {f: d for m in self.metrics for f, d in m.fields.items()}
 
-    def score_rest(self, frames, prompt, reference=None, reference_prompt=None) -> list:
-        """Outputs of the metrics after CLIP (motion needs a reference; the oracle runs when configured)."""
-        out = [self.motion.score(frames, reference) if reference is not None else None]
-        if self.oracle is not None:
-            out.append(self.oracle.score(frames, prompt, reference, reference_prompt))
+    @property
+    def batch_size(self) -> int:
+        """Frames to gather before calling `score_batched` (1 when no metric batches)."""
+        return min((m.batch_size for m in self.batched), default=1)
+
+    @property
+    def pins_memory(self) -> bool:
+        """Whether a batched metric runs on a GPU, so that frames are best handed over in pinned memory."""
+        return any(getattr(getattr(m, "device", None), "type", None) == "cuda" for m in self.batched)
+
+    def score_many(self, samples: list[Sample]) -> list[dict]:
+        """The scoring part of each sample's record."""
+        return [self.assemble(a, b) for a, b in zip(self.score_batched(samples), map(self.score_rest, samples))]
+
+    def score_rest(self, sample: Sample) -> list[tuple[dict, dict]]:
+        """Outputs of the per-video metrics that apply to the sample (thread-safe: eval.score runs it on
+        worker threads)."""
+        return [m.score(sample) for m in self.per_video if m.applies(sample)]
+
+    def score_batched(self, samples: list[Sample]) -> list[list[tuple[dict, dict]]]:
+        """Outputs of the batched metrics, per sample."""
+        out: list[list] = [[] for _ in samples]
+        for m in self.batched:
+            todo = [i for i, s in enumerate(samples) if m.applies(s)]
+            for i, result in zip(todo, m.score_many([samples[i] for i in todo])):
+                out[i].append(result)
         return out
 
-    def assemble(self, clip_out: tuple[dict, dict], *others: tuple[dict, dict] | None) -> dict:
+    def assemble(self, *outputs: list[tuple[dict, dict]]) -> dict:
         """Merge metric outputs into {metrics, undefined (field → reason), spec_ids, details}."""
-        values, details = dict(clip_out[0]), dict(clip_out[1])
-        for out in others:
-            if out is not None:
-                values.update(out[0])
-                details.update(out[1])
-        ids = self._ids
+        values, details = {}, {}
+        for group in outputs:
+            for v, d in group:
+                values.update(v)
+                details.update(d)
         metrics, undefined = {}, {}
         for k, v in values.items():
             if isinstance(v, MetricUndefined):
                 metrics[k], undefined[k] = None, str(v)
             else:
                 metrics[k] = v
-        return {"metrics": metrics, "undefined": undefined, "spec_ids": {k: ids[k] for k in metrics},
+        return {"metrics": metrics, "undefined": undefined, "spec_ids": {k: self._ids[k] for k in metrics},
                 "details": details}

@@ -1,10 +1,11 @@
 """python -m eval.validity RUN_DIR
 
 How far the model-based metrics can be trusted, measured where ground truth exists (a shapes-world run, scored
-with the oracle): the Spearman rank correlation over all videos of the run between each CLIP metric and
-`oracle_appearance`, and each flow metric and `oracle_motion`, with a 95% bootstrap interval that resamples
-target prompts (each with all its videos: its seeds and methods are not independent of one another), and the
-numbers of videos and prompts. Writes RUN_DIR/validity.csv and prints the table.
+with the oracle): the Spearman rank correlation over all videos of the run between each field and the oracle
+field its metric names as its check (every CLIP field and `oracle_appearance`, every flow and track field and
+`oracle_motion`; a lower-is-better field agrees with the oracle when its correlation is negative), with a 95%
+bootstrap interval that resamples target prompts (each with all its videos: its seeds and methods are not
+independent of one another), and the numbers of videos and prompts. Writes RUN_DIR/validity.csv and prints the table.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import numpy as np
 import pandas as pd
 
 from eval.errors import UserError, cli_main
+from eval.metrics import all_fields, field_info
 from eval.results import atomic_write_text, read_results, unit_of
 
-PAIRS = [("text_alignment", "oracle_appearance"), ("clip_score", "oracle_appearance"),
-         ("temporal_consistency", "oracle_appearance"), ("motion_direction_cos", "oracle_motion"),
-         ("motion_trajectory_cos", "oracle_motion"), ("motion_epe", "oracle_motion")]
+
+def pairs(records: list[dict]) -> list[tuple[str, str]]:
+    """(field, the ground-truth field that checks it) for every field of the records whose metric declares one
+    (`Field.checked_by`), in the order the metrics declare them."""
+    present = {k for r in records for k in r.get("metrics", {})}
+    return [(name, f.checked_by) for name, f in all_fields().items() if f.checked_by and name in present]
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -34,21 +39,20 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 def validity(records: list[dict], resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     rows = []
     rng = np.random.default_rng(seed)
-    for metric, oracle in PAIRS:
+    for metric, oracle in pairs(records):
         kept = [r for r in records if r["metrics"].get(metric) is not None and r["metrics"].get(oracle) is not None]
-        pairs = np.array([(r["metrics"][metric], r["metrics"][oracle]) for r in kept], dtype=float).reshape(-1, 2)
+        values = np.array([(r["metrics"][metric], r["metrics"][oracle]) for r in kept], dtype=float).reshape(-1, 2)
         by_unit = {}
         for i, r in enumerate(kept):
             by_unit.setdefault(unit_of(r), []).append(i)
         units = [np.array(u) for u in by_unit.values()]
-        rho = spearman(pairs[:, 0], pairs[:, 1])
-        boot = [spearman(*pairs[np.concatenate([units[j] for j in rng.integers(0, len(units), len(units))])].T)
-                for _ in range(resamples)] if len(pairs) >= 3 else []
+        rho = spearman(values[:, 0], values[:, 1])
+        boot = [spearman(*values[np.concatenate([units[j] for j in rng.integers(0, len(units), len(units))])].T)
+                for _ in range(resamples)] if len(values) >= 3 else []
         boot = [b for b in boot if not np.isnan(b)]
         lo, hi = (np.percentile(boot, [2.5, 97.5]) if boot else (np.nan, np.nan))
         rows.append({"metric": metric, "oracle": oracle, "spearman": rho, "ci_low": lo, "ci_high": hi,
-                     "n": len(pairs), "n_units": len(units),
-                     "note": "lower is better (distance)" if metric == "motion_epe" else ""})
+                     "n": len(values), "n_units": len(units), "direction": field_info(metric).direction})
     return pd.DataFrame(rows)
 
 

@@ -11,6 +11,7 @@ import torch
 
 from conftest import moving_square
 from eval.errors import MetricUndefined, UserError
+from eval.metrics import Sample
 from eval.metrics.clip import (ClipMetric, temporal_consistency_consecutive, temporal_consistency_vbench,
                                text_alignment_x100)
 
@@ -69,14 +70,15 @@ def test_one_frame_is_undefined(fn):
 
 def test_fields_ranges_and_values_agree(tiny_clip):
     cfg, ckpt = tiny_clip
-    assert set(ClipMetric.fields) == set(ClipMetric.ranges) and set(NEW_FIELDS) <= set(ClipMetric.fields)
+    assert set(NEW_FIELDS) <= set(ClipMetric.fields)
     metric = ClipMetric(str(cfg), str(ckpt), device="cpu")
-    values, _ = metric.score((np.random.default_rng(2).random((4, 32, 40, 3)) * 255).astype(np.uint8), "x")
+    frames = (np.random.default_rng(2).random((4, 32, 40, 3)) * 255).astype(np.uint8)
+    values, _ = metric.score(Sample(frames, "x"))
     assert set(values) == set(ClipMetric.fields)
     for k, v in values.items():
-        lo, hi = ClipMetric.ranges[k]
+        lo, hi = ClipMetric.fields[k].range
         assert lo <= v <= hi
-    one, _ = metric.score(np.zeros((1, 32, 32, 3), np.uint8) + 90, "x")
+    one, _ = metric.score(Sample(np.zeros((1, 32, 32, 3), np.uint8) + 90, "x"))
     assert isinstance(one["temporal_consistency_vbench"], MetricUndefined)
     assert isinstance(one["temporal_consistency_consecutive"], MetricUndefined)
 
@@ -86,7 +88,7 @@ def test_existing_fields_and_open_clip_spec_unchanged(tiny_clip):
     cfg, ckpt = tiny_clip
     metric = ClipMetric(str(cfg), str(ckpt), device="cpu")
     frames = (np.random.default_rng(11).random((6, 36, 52, 3)) * 255).astype(np.uint8)
-    values, details = metric.score(frames, "a red circle is moving to the right")
+    values, details = metric.score(Sample(frames, "a red circle is moving to the right"))
     assert values["text_alignment"] == pytest.approx(0.4564122313669286, abs=1e-6)
     assert values["clip_score"] == pytest.approx(1.1410305784173214, abs=1e-6)
     assert values["temporal_consistency"] == pytest.approx(0.993472482173514, abs=1e-6)
@@ -137,7 +139,7 @@ def test_hf_x100_equals_torchmetrics_formula_on_the_models_own_embeddings(hf_cli
     # level only, which a random model amplifies; the crop offset (67 − 32) / 2 = 17.5 is floored as HF does
     frames = moving_square(num_frames=5, height=36, width=67)
     prompt = "a green triangle is moving up"
-    values, details = metric.score(frames, prompt)
+    values, details = metric.score(Sample(frames, prompt))
 
     # independently: transformers' own processor, tokenizer and model, as torchmetrics' _get_features calls them
     model = CLIPModel.from_pretrained(hf_clip_dir, local_files_only=True).eval()

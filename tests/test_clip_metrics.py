@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from eval.errors import MetricUndefined, UserError
+from eval.metrics import Sample
 from eval.metrics.clip import ClipMetric, temporal_consistency
 
 
@@ -30,7 +31,7 @@ def test_text_alignment_against_float64_reference(tiny_clip):
     rng = np.random.default_rng(7)
     frames = (rng.random((5, 40, 70, 3)) * 255).astype(np.uint8)
     prompt = "a green triangle is moving up"
-    values, details = metric.score(frames, prompt)
+    values, details = metric.score(Sample(frames, prompt))
 
     model, _, preprocess = open_clip.create_model_and_transforms("tiny-clip", pretrained=str(ckpt))
     model = model.double().eval()
@@ -56,9 +57,9 @@ def test_batches_across_videos_equal_one_video_at_a_time(tiny_clip):
     rng = np.random.default_rng(3)
     items = [((rng.random((t, 32, 48, 3)) * 255).astype(np.uint8), p) for t, p in
              [(3, "a red circle"), (6, "a blue star"), (2, "a red circle")]]
-    together = metric.score_many(items)
+    together = metric.score_many([Sample(*it) for it in items])
     for (frames, prompt), (values, _) in zip(items, together):
-        alone, _ = metric.score(frames, prompt)
+        alone, _ = metric.score(Sample(frames, prompt))
         for k in values:
             assert values[k] == pytest.approx(alone[k], abs=1e-5)
 
@@ -73,7 +74,8 @@ def test_spec_records_model_weights_checksum_preprocessing_frames_dtype(tiny_cli
 
 def test_one_frame_gives_undefined_temporal_consistency(tiny_clip):
     cfg, ckpt = tiny_clip
-    values, _ = ClipMetric(str(cfg), str(ckpt), device="cpu").score(np.zeros((1, 32, 32, 3), np.uint8) + 90, "x")
+    metric = ClipMetric(str(cfg), str(ckpt), device="cpu")
+    values, _ = metric.score(Sample(np.zeros((1, 32, 32, 3), np.uint8) + 90, "x"))
     assert isinstance(values["temporal_consistency"], MetricUndefined)
 
 

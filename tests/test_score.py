@@ -39,15 +39,18 @@ def test_scores_a_folder_and_agrees_with_in_process_scoring(tmp_path, tiny_clip)
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.metric) >= {"text_alignment", "clip_score", "temporal_consistency", "motion_epe"}
 
-    from eval.metrics import ClipMetric, MotionMetric
+    from eval.metrics import ClipMetric, MotionMetric, Sample, TrackMotionMetric
     from eval.scoring import Scorer
     from eval.video import read_video
 
     cfg, ckpt = tiny_clip
-    scorer = Scorer(ClipMetric(str(cfg), str(ckpt), device="cpu"), MotionMetric())
+    scorer = Scorer([ClipMetric(str(cfg), str(ckpt), device="cpu"), MotionMetric(), TrackMotionMetric()])
     ref = read_video(tmp_path / "ref.mp4").frames
-    direct = scorer.score_many([(read_video(videos / "v3.mp4").frames, "a square number 3", ref)])[0]
-    assert records[3]["metrics"] == pytest.approx(direct["metrics"], rel=1e-6, abs=1e-5)  # ×100 fields: 1e-7 × 100
+    direct = scorer.score_many([Sample(read_video(videos / "v3.mp4").frames, "a square number 3", ref)])[0]
+    assert records[3]["undefined"] == direct["undefined"]
+    defined = {k: v for k, v in direct["metrics"].items() if v is not None}
+    assert {k: v for k, v in records[3]["metrics"].items() if v is not None} == \
+        pytest.approx(defined, rel=1e-6, abs=1e-5)  # ×100 fields: 1e-7 × 100
 
 
 def test_rerun_skips_scored_videos(tmp_path, tiny_clip):

@@ -12,6 +12,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from conftest import run_main, shapes_subset
 from eval.manifest import load_benchmark
+from eval.metrics import Sample
 from eval.results import read_results
 from eval.run import main as run_main_cli
 from eval.shapes.make_benchmark import build
@@ -427,8 +428,8 @@ def test_shapes_clip_prefers_the_true_caption():
         frames = render(scene, 15, 32).frames
         other = next(c for c in rng.permutation(list(COLOURS)) if c != scene.objects[0].colour)
         wrong = scene.caption().replace(f" {scene.objects[0].colour} ", f" {other} ", 1)
-        true_score = clip.score(frames, scene.caption())[0]["text_alignment"]
-        wins.append(true_score > clip.score(frames, wrong)[0]["text_alignment"])
+        true_score = clip.score(Sample(frames, scene.caption()))[0]["text_alignment"]
+        wins.append(true_score > clip.score(Sample(frames, wrong))[0]["text_alignment"])
     assert np.mean(wins) >= 0.8
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from eval.errors import MetricUndefined
+from eval.metrics import Sample
 from eval.metrics.oracle import OracleMetric, classify_shape, largest_region, object_track, palette_labels
 from eval.shapes.world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, _PATHS, Object, Scene, parse_caption, random_scene, render
 
@@ -78,12 +79,13 @@ def test_oracle_appearance_on_rendered_videos_and_wrong_prompts():
     for _ in range(20):
         scene = random_scene(rng, two_objects=0.0)
         frames = render(scene, 15, 32).frames
-        good.append(metric.score(frames, scene.caption())[0]["oracle_appearance"])
+        good.append(metric.score(Sample(frames, scene.caption()))[0]["oracle_appearance"])
         other = next(c for c in COLOURS if c != scene.objects[0].colour and c != "white")
         recoloured = replace(scene, objects=(replace(scene.objects[0], colour=other),))
-        wrong_colour.append(metric.score(frames, recoloured.caption())[0]["oracle_appearance"])
+        wrong_colour.append(metric.score(Sample(frames, recoloured.caption()))[0]["oracle_appearance"])
         other_bg = "black" if scene.background != "black" else "gray"
-        wrong_bg.append(metric.score(frames, replace(scene, background=other_bg).caption())[0]["oracle_appearance"])
+        wrong_bg_caption = replace(scene, background=other_bg).caption()
+        wrong_bg.append(metric.score(Sample(frames, wrong_bg_caption))[0]["oracle_appearance"])
     assert np.mean(good) >= 0.97
     assert np.mean(wrong_colour) <= 0.34 + 1e-9  # only the background check can pass
     assert np.mean(wrong_bg) <= 0.67 + 0.05
@@ -99,13 +101,13 @@ def test_oracle_reads_a_texture_only_where_both_its_colours_show():
         scene = Scene((Object("circle", "red"),), background, "right")
         frames = render(scene, 3, 32).frames
         noisy = np.clip(frames + rng.normal(0, 6, frames.shape), 0, 255).astype(np.uint8)
-        assert metric.score(noisy, scene.caption())[0]["oracle_appearance"] == pytest.approx(1.0), background
+        assert metric.score(Sample(noisy, scene.caption()))[0]["oracle_appearance"] == pytest.approx(1.0), background
     for rgb, plain in [((25, 34, 41), "black"), ((35, 35, 35), "black"), ((85, 85, 85), "gray"),
                        ((30, 60, 50), "black"), ((65, 100, 90), "gray")]:
         field = np.tile(np.array(rgb, np.uint8), (2, 32, 32, 1))
         field[:, 12:20, 12:20] = COLOURS["red"]
         for background in BACKGROUNDS:
-            score = metric.score(field, f"a red square is falling on a {background} background")[0]
+            score = metric.score(Sample(field, f"a red square is falling on a {background} background"))[0]
             assert score["oracle_appearance"] == pytest.approx(1.0 if background == plain else 2 / 3), (rgb, background)
 
 
@@ -117,14 +119,16 @@ def test_oracle_motion_same_reversed_static_and_undefined(tmp_path):
     write_video(tmp_path / "ref.mp4", Video(render(ref_scene, 15, 64).frames, 8.0))
     ref = read_video(tmp_path / "ref.mp4").frames  # through H.264, as benchmark references are stored
     same = Scene((Object("star", "yellow", 0.16),), "gray", "zigzag_left", (0.45, 0.55))
-    score = lambda s: metric.score(render(s, 15, 32).frames, s.caption(), ref, ref_scene.caption())[0]  # noqa: E731
+    def score(s):
+        return metric.score(Sample(render(s, 15, 32).frames, s.caption(), ref, ref_scene.caption()))[0]
     assert score(same)["oracle_motion"] > 0.9
     assert score(replace(same, motion="zigzag_right"))["oracle_motion"] < 0.1
     assert score(replace(same, motion="rotate_cw"))["oracle_motion"] < 0.1  # the object stays put
     rot = Scene((Object("square", "red", 0.18),), "black", "rotate_cw")
-    out = metric.score(render(rot, 15, 32).frames, rot.caption(), render(rot, 15, 32).frames, rot.caption())[0]
+    rotating = render(rot, 15, 32).frames
+    out = metric.score(Sample(rotating, rot.caption(), rotating, rot.caption()))[0]
     assert isinstance(out["oracle_motion"], MetricUndefined)
-    values = metric.score(render(same, 15, 32).frames, "a cat is walking", ref)[0]
+    values = metric.score(Sample(render(same, 15, 32).frames, "a cat is walking", ref))[0]
     assert all(isinstance(v, MetricUndefined) for v in values.values())
 
 
@@ -133,8 +137,9 @@ def test_oracle_motion_without_reference_prompt_finds_any_object():
     gen = Scene((Object("circle", "blue", 0.17),), "navy", "fall")
     ref = render(ref_scene, 15, 64).frames
     assert math.isclose(
-        OracleMetric().score(render(gen, 15, 32).frames, gen.caption(), ref)[0]["oracle_motion"],
-        OracleMetric().score(render(gen, 15, 32).frames, gen.caption(), ref, ref_scene.caption())[0]["oracle_motion"])
+        OracleMetric().score(Sample(render(gen, 15, 32).frames, gen.caption(), ref))[0]["oracle_motion"],
+        OracleMetric().score(Sample(render(gen, 15, 32).frames, gen.caption(), ref,
+                                    ref_scene.caption()))[0]["oracle_motion"])
 
 
 def test_every_shape_and_colour_is_in_the_grammar():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from eval.errors import MetricUndefined, UserError
+from eval.metrics import Sample
 from eval.metrics.tracks import CoTrackerTracker, LKTracker, TrackMotionMetric, motion_fidelity, score_tracks
 from eval.shapes.world import Object, Scene, render
 
@@ -122,11 +123,11 @@ def test_metric_ranks_same_motion_above_opposite_motion():
     same = render(Scene((Object("star", "yellow"),), "navy", "right", (0.45, 0.55)), 12, 80).frames
     opposite = render(Scene((Object("star", "yellow"),), "navy", "left"), 12, 80).frames
     metric = TrackMotionMetric()
-    values, details = metric.score(same, ref)
-    worse, _ = metric.score(opposite, ref)
+    values, details = metric.score(Sample(same, "", ref))
+    worse, _ = metric.score(Sample(opposite, "", ref))
     assert values["motion_fidelity"] > 0.8 > worse["motion_fidelity"]
     assert values["motion_fidelity_dmt"] > worse["motion_fidelity_dmt"]
-    assert all(lo <= values[k] <= hi for k, (lo, hi) in metric.ranges.items())
+    assert all(lo <= values[k] <= hi for k, (lo, hi) in ((k, f.range) for k, f in metric.fields.items()))
     assert details["tracks_size"] == [96, 96] and details["tracks_frames"] == 12
     assert 0 < len(details["tracks"]) <= 64 and len(details["tracks"][0]) == 12
     assert details["tracks_counts"]["n_tracks"] > 0
@@ -135,12 +136,15 @@ def test_metric_ranks_same_motion_above_opposite_motion():
     assert {"method", "grid", "window", "levels", "fb_threshold_px", "opencv", "size", "frames"} <= set(spec)
 
 
-def test_static_video_and_single_frame_are_undefined():
-    ref = render(Scene((Object("square", "red"),), "striped", "right"), 8, 64).frames
+def test_a_still_video_scores_zero_a_still_reference_or_one_frame_is_undefined():
+    ref = render(Scene((Object("square", "red"),), "gray", "right"), 8, 64).frames
     still = np.repeat(ref[:1], 8, axis=0)
-    values, _ = TrackMotionMetric().score(still, ref)
-    assert all(isinstance(v, MetricUndefined) for v in values.values())
-    values, details = TrackMotionMetric().score(ref[:1], ref)
+    values, details = TrackMotionMetric().score(Sample(still, "", ref))
+    assert values == {"motion_fidelity": 0.0, "motion_fidelity_dmt": 0.0}
+    assert details["tracks_counts"]["n_tracks"] == 0 and details["tracks_counts"]["n_reference"] > 0
+    values, _ = TrackMotionMetric().score(Sample(ref, "", still))
+    assert all(isinstance(v, MetricUndefined) and "reference" in str(v) for v in values.values())
+    values, details = TrackMotionMetric().score(Sample(ref[:1], "", ref))
     assert "at least 2 frames" in str(values["motion_fidelity"]) and details == {}
 
 

@@ -9,9 +9,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import load_records
+from eval.metrics import field_info
 from dashboard.views.leaderboard import method_label, shown_frames
 
-LOWER_IS_BETTER = {"motion_epe"}
+
+
+def lower_is_better(metric: str) -> bool:
+    """For a column name "field" or "field (spec …)": whether its metric declares lower values better."""
+    declared = field_info(metric.split(" ")[0])
+    return declared is not None and not declared.higher_is_better
 
 
 def radar_frame(long: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -24,7 +30,7 @@ def radar_frame(long: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         angle = 2 * math.pi * k / len(metrics)
         for _, r in sel.iterrows():
             v = 0.5 if hi == lo else (r["mean"] - lo) / (hi - lo)
-            v = 1 - v if metric.split(" ")[0] in LOWER_IS_BETTER else v
+            v = 1 - v if lower_is_better(metric) else v
             rows.append({"method": r["label"], "metric": metric, "score": v, "order": k,
                          "x": v * math.sin(angle), "y": v * math.cos(angle)})
     df = pd.DataFrame(rows)

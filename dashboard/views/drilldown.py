@@ -1,4 +1,5 @@
-"""One video up close: its frames, per-frame text alignment, frame-by-frame similarity, motion vs the reference."""
+"""One video up close: its frames, per-frame text alignment, frame-by-frame similarity, motion vs the reference
+(flow and oracle paths, and the point tracks behind motion_fidelity)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,29 @@ def trajectory_frame(steps, label: str) -> pd.DataFrame:
     s = np.asarray(steps, dtype=float).reshape(-1, 2)
     path = np.vstack([[0.0, 0.0], np.cumsum(s, axis=0)])
     return pd.DataFrame({"x": path[:, 0], "y": -path[:, 1], "t": np.arange(len(path)), "video": label})
+
+
+def tracks_frame(tracks, label: str) -> pd.DataFrame:
+    """Point tracks (N, T, 2) in pixels of the scored size → one row per point and frame (y up)."""
+    t = np.asarray(tracks, dtype=float).reshape(len(tracks), -1, 2) if len(tracks) else np.zeros((0, 0, 2))
+    n, steps = t.shape[:2]
+    return pd.DataFrame({"x": t[..., 0].ravel(), "y": -t[..., 1].ravel(), "t": np.tile(np.arange(steps), n),
+                         "track": np.repeat(np.arange(n), steps), "video": label})
+
+
+def tracks_chart(details: dict) -> alt.Chart | None:
+    """Both videos' tracks side by side, each a faint line from its first-frame point to a dot at its end."""
+    if "tracks" not in details or "tracks_reference" not in details:
+        return None
+    h, w = details.get("tracks_size", [96, 96])
+    df = pd.concat([tracks_frame(details["tracks"], "output"),
+                    tracks_frame(details["tracks_reference"], "reference")], ignore_index=True)
+    x = alt.X("x:Q", scale=alt.Scale(domain=[0, w]), title=None)
+    y = alt.Y("y:Q", scale=alt.Scale(domain=[-h, 0]), title=None, axis=None)
+    base = alt.Chart(df).encode(x=x, y=y, color=alt.Color("t:Q", scale=alt.Scale(scheme="viridis"), title="frame"))
+    lines = base.mark_line(opacity=0.6).encode(detail="track:N", order="t:Q")
+    ends = base.transform_filter(alt.datum.t == details.get("tracks_frames", 2) - 1).mark_point(size=12)
+    return (lines + ends).properties(width=260, height=max(120, int(260 * h / w))).facet(column="video:N")
 
 
 def render(runs, studies):
@@ -99,3 +123,14 @@ def render(runs, studies):
                    "object's centre (fraction of the frame).")
     else:
         st.caption("no trajectories recorded for this video")
+    st.subheader("Point tracks (motion fidelity)")
+    chart = tracks_chart(details)
+    if chart is None:
+        st.caption("no point tracks recorded for this video (scored without the tracks metric, or no reference)")
+    else:
+        counts = details.get("tracks_counts", {})
+        st.altair_chart(chart)
+        st.caption(f"Up to 64 tracks of each video, pixels of the scored size, coloured by frame; scored: "
+                   f"{counts.get('n_tracks', '?')} moving tracks of the output ({counts.get('n_static', '?')} "
+                   f"static left out) against {counts.get('n_reference', '?')} of the reference "
+                   f"({counts.get('n_static_reference', '?')} static).")

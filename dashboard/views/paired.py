@@ -11,7 +11,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import load_records, metric_sort_key
-from dashboard.views.charts import LOWER_IS_BETTER
 from eval.compare import compare
 from eval.results import UNITS
 
@@ -59,7 +58,8 @@ def render(runs, studies):
     family = f"{len(others)} comparison(s)" + (" × the cases" if by_case else "")
     st.caption(f"A − B over the videos both methods made (same case, prompt and seed); 95% CI and paired "
                f"t-test over {unit} units; p_holm: each metric's p adjusted over the {family} (Holm); "
-               f"significant: p_holm < 0.05. Lower is better for {', '.join(sorted(LOWER_IS_BETTER))}.")
+               f"significant: p_holm < 0.05; direction: which way is better for the metric, better: the method "
+               f"whose mean is the better one.")
     st.download_button("CSV", table.to_csv(index=False), mime="text/csv",
                        file_name=f"compare_{a}_vs_{'+'.join(others)}{'_by_case' if by_case else ''}.csv")
     metric = st.selectbox("Metric", list(dict.fromkeys(table["metric"])))

@@ -1,16 +1,57 @@
-"""Metrics. Each is a small class with `name`, `fields` (field → definition), `ranges` (field → the interval
-its values lie in), `spec()` (everything that produced the number) and `score(...)` → (values, details); a
-value may be a MetricUndefined with its reason."""
+"""Metrics, one small class each against the contract in `eval.metrics.base`, found through a registry: the
+built-ins below and whatever installed packages register in the `vmc_suite.metrics` entry-point group. What
+the suite computes, and how every reader interprets a field, comes from here."""
 
 import hashlib
 import json
+from functools import lru_cache
+from importlib.metadata import entry_points
 
+from eval.errors import UserError
+from eval.metrics.base import Field, Metric, Sample
 from eval.metrics.clip import ClipMetric
 from eval.metrics.motion import MotionMetric
 from eval.metrics.oracle import OracleMetric
+from eval.metrics.tracks import TrackMotionMetric
 
-METRIC_ORDER = [*ClipMetric.fields, *MotionMetric.fields, *OracleMetric.fields]  # the paper's columns first
-FIELD_RANGES = {**ClipMetric.ranges, **MotionMetric.ranges, **OracleMetric.ranges}
+ENTRY_POINT_GROUP = "vmc_suite.metrics"
+BUILTIN = {m.name: m for m in (ClipMetric, MotionMetric, TrackMotionMetric, OracleMetric)}  # the paper's first
+
+
+@lru_cache(maxsize=1)
+def available_metrics() -> dict[str, type[Metric]]:
+    """name → metric class: the built-ins, then the registered ones by name. Cached; a test that registers a
+    metric at run time clears it with available_metrics.cache_clear()."""
+    found = dict(BUILTIN)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in found:
+            continue
+        try:
+            cls = ep.load()
+        except Exception as e:  # a broken plug-in names itself instead of breaking every command
+            raise UserError(f"metric '{ep.name}' ({ep.value}, entry point {ENTRY_POINT_GROUP}) failed to load: "
+                            f"{type(e).__name__}: {e}") from None
+        if not (isinstance(cls, type) and issubclass(cls, Metric)) or cls.name != ep.name:
+            raise UserError(f"metric '{ep.name}' ({ep.value}): not a eval.metrics.base.Metric subclass named "
+                            f"'{ep.name}'")
+        found[ep.name] = cls
+    owner: dict[str, str] = {}
+    for name, cls in found.items():
+        for f in cls.fields:
+            if f in owner:
+                raise UserError(f"metrics '{owner[f]}' and '{name}' both declare the field '{f}'")
+            owner[f] = name
+    return found
+
+
+def all_fields() -> dict[str, Field]:
+    """Every field of every available metric, in the order tables show them."""
+    return {f: d for cls in available_metrics().values() for f, d in cls.fields.items()}
+
+
+def field_info(name: str) -> Field | None:
+    """The declaration of a field (None for what no metric declares, e.g. the protocol facts)."""
+    return all_fields().get(name)
 
 
 def spec_id(spec: dict) -> str:
@@ -18,4 +59,5 @@ def spec_id(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-__all__ = ["FIELD_RANGES", "METRIC_ORDER", "ClipMetric", "MotionMetric", "OracleMetric", "spec_id"]
+__all__ = ["BUILTIN", "ClipMetric", "Field", "Metric", "MotionMetric", "OracleMetric", "Sample",
+           "TrackMotionMetric", "all_fields", "available_metrics", "field_info", "spec_id"]

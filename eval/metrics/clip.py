@@ -19,7 +19,9 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from eval.errors import MetricUndefined, UserError, read_json
+from eval.metrics.base import Field, Metric, Sample
 
+APPEARANCE = "oracle_appearance"  # the shapes-world field that checks them
 RANDOM_WEIGHTS = "random"  # --clip-pretrained random: untrained weights, for benchmarks only
 
 
@@ -288,26 +290,50 @@ class Preprocess:
         return ((x - mean) / std).to(dtype)
 
 
-class ClipMetric:
+class ClipMetric(Metric):
     """Text alignment and temporal consistency of a video against its prompt, in the conventions of `fields`.
 
-    Contract: `score(frames_uint8, prompt)` → (values, details); `score_many` does the same for a list of
-    videos with the frames of all of them packed into encoder batches of `batch_size`."""
+    `score_many` packs the frames of all its samples into shared encoder batches of `batch_size`."""
 
     name = "clip"
     fields = {
-        "text_alignment": "mean over frames of cos(frame, prompt), raw cosine (higher is better)",
-        "clip_score": "mean over frames of 2.5·max(cos, 0), the CLIPScore scale (higher is better)",
-        "temporal_consistency": "mean cosine over all pairs of distinct frames (higher is better)",
-        "text_alignment_x100": "max(100 · mean over frames of cos(frame, prompt), 0): torchmetrics' CLIPScore "
-                               "(higher is better)",
-        "temporal_consistency_consecutive": "mean cosine of consecutive frames (higher is better)",
-        "temporal_consistency_vbench": "VBench's consistency: mean over t ≥ 2 of ½(max(0, cos(fₜ, fₜ₋₁)) + "
-                                       "max(0, cos(fₜ, f₁))) (higher is better)",
+        "text_alignment": Field("mean over frames of cos(frame, prompt), raw cosine", range=(-1.0, 1.0),
+                                checked_by=APPEARANCE),
+        "clip_score": Field("mean over frames of 2.5·max(cos, 0), the CLIPScore scale", range=(0.0, 2.5),
+                            checked_by=APPEARANCE),
+        "temporal_consistency": Field("mean cosine over all pairs of distinct frames", range=(-1.0, 1.0),
+                                      checked_by=APPEARANCE),
+        "text_alignment_x100": Field("max(100 · mean over frames of cos(frame, prompt), 0): torchmetrics' "
+                                     "CLIPScore", range=(0.0, 100.0), checked_by=APPEARANCE),
+        "temporal_consistency_consecutive": Field("mean cosine of consecutive frames", range=(-1.0, 1.0),
+                                                  checked_by=APPEARANCE),
+        "temporal_consistency_vbench": Field("VBench's consistency: mean over t ≥ 2 of ½(max(0, cos(fₜ, fₜ₋₁)) + "
+                                             "max(0, cos(fₜ, f₁)))", range=(0.0, 1.0), checked_by=APPEARANCE),
     }
-    ranges = {"text_alignment": (-1.0, 1.0), "clip_score": (0.0, 2.5), "temporal_consistency": (-1.0, 1.0),
-              "text_alignment_x100": (0.0, 100.0), "temporal_consistency_consecutive": (-1.0, 1.0),
-              "temporal_consistency_vbench": (0.0, 1.0)}
+
+    @classmethod
+    def add_options(cls, group):
+        group.add_argument("--clip-model", default=None,
+                           help="open_clip model name, path to a model-config JSON, or hf:ID_OR_DIR for a Hugging "
+                                "Face transformers CLIP model (default: the benchmark's, else ViT-B-32)")
+        group.add_argument("--clip-pretrained", default=None,
+                           help="open_clip pretrained tag or a local checkpoint file (default: the benchmark's, "
+                                "else openai; not for hf: models, which bring their weights)")
+        group.add_argument("--clip-frames", type=int, default=None,
+                           help="score this many uniformly sampled frames per video (default: all)")
+        group.add_argument("--clip-dtype", choices=["fp32", "fp16", "bf16"], default=None,
+                           help="CLIP compute dtype (default: fp16 on GPU, fp32 on CPU)")
+        group.add_argument("--batch-size", type=int, default=256, help="frames per CLIP encoder batch")
+
+    @classmethod
+    def from_options(cls, options, defaults: dict, device: str | None) -> "ClipMetric":
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(options.clip_dtype)
+        model = options.clip_model or defaults.get("clip_model", "ViT-B-32")
+        # an hf: model brings its weights: the benchmark's open_clip weights default does not apply to it
+        pretrained = options.clip_pretrained if model.startswith(HF_PREFIX) else (
+            options.clip_pretrained or defaults.get("clip_pretrained", "openai"))
+        return cls(model=model, pretrained=pretrained, device=device, dtype=dtype, batch_size=options.batch_size,
+                   num_frames=options.clip_frames)
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str | None = "openai", device: str | None = None,
                  dtype: torch.dtype | None = None, batch_size: int = 256, num_frames: int | None = None):
@@ -376,11 +402,10 @@ class ClipMetric:
                    "frame_similarity": np.round(sim, 5).tolist()}
         return values, details
 
-    def score_many(self, items: list[tuple]):
-        """[(uint8 T×H×W×3 array or tensor, prompt)] → [(values, details)].
-
-        The frames of all items are moved to the device video by video (asynchronously from pinned memory)
-        and encoded together in shared batches."""
+    def score_many(self, samples: list[Sample]):
+        """The frames of all samples are moved to the device video by video (asynchronously from pinned
+        memory: a sample's frames may be a pinned tensor) and encoded together in shared batches."""
+        items = [(s.frames, s.prompt) for s in samples]
         indices = [self.frame_indices(len(frames)) for frames, _ in items]
         on_device = []
         for (frames, _), idx in zip(items, indices):
@@ -405,6 +430,6 @@ class ClipMetric:
             start += t + t * t
         return out
 
-    def score(self, frames: np.ndarray, prompt: str):
-        return self.score_many([(frames, prompt)])[0]
+    def score(self, sample: Sample):
+        return self.score_many([sample])[0]
 

@@ -7,12 +7,16 @@ compared. Formulas: docs/METRICS.md.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 from eval.errors import MetricUndefined
+from eval.metrics.base import Field, Metric, Sample
 from eval.video import sample_indices
 
+MOTION = "oracle_motion"  # the shapes-world field that checks them
 FARNEBACK = dict(pyr_scale=0.5, levels=5, winsize=15, iterations=3, poly_n=7, poly_sigma=1.5, flags=0)
 
 
@@ -43,22 +47,19 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return np.where(n > 1e-6, v / np.maximum(n, 1e-6), 0.0)
 
 
-class MotionMetric:
-    """motion_direction_cos, motion_epe and motion_trajectory_cos of a video against a reference video.
-
-    Contract: `score(frames, reference_frames)` → (values, details), both uint8 T×H×W×3."""
+class MotionMetric(Metric):
+    """motion_direction_cos, motion_epe and motion_trajectory_cos of a video against its reference clip."""
 
     name = "motion"
     fields = {
-        "motion_direction_cos": "mean cosine of flow directions over pixels moving in either video, −1..1 "
-                                "(higher is better)",
-        "motion_epe": "mean flow end-point error over the same pixels, in pixels of the common size "
-                      "(lower is better)",
-        "motion_trajectory_cos": "cosine between the per-step mean motion vectors of the two videos, "
-                                 "layout-free, −1..1 (higher is better)",
+        "motion_direction_cos": Field("mean cosine of flow directions over pixels moving in either video",
+                                      range=(-1.0, 1.0), checked_by=MOTION),
+        "motion_epe": Field("mean flow end-point error over the same pixels, in pixels of the common size",
+                            higher_is_better=False, range=(0.0, math.inf), checked_by=MOTION),
+        "motion_trajectory_cos": Field("cosine between the per-step mean motion vectors of the two videos, "
+                                       "layout-free", range=(-1.0, 1.0), checked_by=MOTION),
     }
-    ranges = {"motion_direction_cos": (-1.0, 1.0), "motion_epe": (0.0, float("inf")),
-              "motion_trajectory_cos": (-1.0, 1.0)}
+    needs_reference = True
 
     def __init__(self, height: int = 96, threshold: float = 0.5):
         self.height = height
@@ -70,7 +71,8 @@ class MotionMetric:
                 "size": f"height {self.height}, reference aspect ratio, INTER_AREA, grey (BT.601)",
                 "moving_threshold_px": self.threshold, "dtype": "float32"}
 
-    def score(self, frames: np.ndarray, reference: np.ndarray):
+    def score(self, sample: Sample):
+        frames, reference = sample.frames, sample.reference
         num, size = common_geometry(frames, reference, self.height)
         if num < 2:
             undefined = MetricUndefined(f"motion needs at least 2 frames in both videos, got {num}")

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from eval.errors import MetricUndefined
+from eval.metrics.base import Field, Metric, Sample
 from eval.shapes.world import COLOURS, PLAIN_BACKGROUNDS, TEXTURES, parse_caption
 
 _OBJECT_NAMES = list(COLOURS)
@@ -115,18 +116,29 @@ def trajectory_agreement(track: np.ndarray, reference: np.ndarray, samples: int 
     return max(cos, 0.0) * math.sqrt(min(ng, nr) / max(ng, nr))
 
 
-class OracleMetric:
-    """Contract as the other metrics: `score(frames, prompt, reference=None, reference_prompt=None)` → (values,
-    details). Prompts outside the shapes grammar give MetricUndefined."""
+class OracleMetric(Metric):
+    """What a shapes-world video shows against what its prompt asks for. Runs when the benchmark asks for it
+    (`metrics: {oracle: shapes}`) or with --oracle shapes; prompts outside the shapes grammar give
+    MetricUndefined."""
 
     name = "oracle"
     fields = {
-        "oracle_appearance": "mean over frames of the share of checks passed: background is the prompted one "
-                             "(most pixels), each prompted colour present, its region's shape as prompted (0..1)",
-        "oracle_motion": "agreement of the object's trajectory (centre and size) with the reference object's: "
-                         "max(cos, 0)·√(magnitude ratio) (0..1)",
+        "oracle_appearance": Field("mean over frames of the share of checks passed: background is the prompted "
+                                   "one (most pixels), each prompted colour present, its region's shape as "
+                                   "prompted", range=(0.0, 1.0)),
+        "oracle_motion": Field("agreement of the object's trajectory (centre and size) with the reference "
+                               "object's: max(cos, 0)·√(magnitude ratio)", range=(0.0, 1.0)),
     }
-    ranges = {"oracle_appearance": (0.0, 1.0), "oracle_motion": (0.0, 1.0)}
+    default = False
+
+    @classmethod
+    def add_options(cls, group):
+        group.add_argument("--oracle", choices=["shapes", "none"], default=None,
+                           help="shapes-world oracle metrics (default: on for benchmarks that ask for them)")
+
+    @classmethod
+    def wanted(cls, options, defaults: dict) -> bool:
+        return (getattr(options, "oracle", None) or defaults.get("oracle", "none")) == "shapes"
 
     def spec(self) -> dict:
         return {"palette": {k: list(v) for k, v in COLOURS.items()}, "min_area": MIN_AREA,
@@ -148,8 +160,9 @@ class OracleMetric:
             per_frame.append(float(np.mean(checks)))
         return float(np.mean(per_frame)), per_frame
 
-    def score(self, frames: np.ndarray, prompt: str, reference: np.ndarray | None = None,
-              reference_prompt: str | None = None) -> tuple[dict, dict]:
+    def score(self, sample: Sample) -> tuple[dict, dict]:
+        frames, prompt, reference, reference_prompt = sample.frames, sample.prompt, sample.reference, \
+            sample.reference_prompt
         parsed = parse_caption(prompt)
         values, details = {}, {}
         if parsed is None:

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from eval.errors import MetricUndefined, UserError
-from eval.metrics.motion import _prepare, common_geometry
+from eval.metrics.base import Field, Metric, Sample
+from eval.metrics.motion import MOTION, _prepare, common_geometry
 from eval.video import sample_indices
 
 FORMS = ("symmetric", "dmt")
@@ -213,20 +214,35 @@ def _subsample(tracks: np.ndarray, keep: int) -> list:
     return np.round(tracks[idx].astype(np.float64), 2).tolist()
 
 
-class TrackMotionMetric:
-    """motion_fidelity and motion_fidelity_dmt of a video against a reference video, from point tracks.
-
-    Contract: `score(frames, reference_frames)` → (values, details), both uint8 T×H×W×3."""
+class TrackMotionMetric(Metric):
+    """motion_fidelity and motion_fidelity_dmt of a video against its reference clip, from point tracks."""
 
     name = "tracks"
     fields = {
-        "motion_fidelity": "the paper's two-sided motion fidelity: mean best-match cosine of step directions, "
-                           "video tracks to reference tracks and back, averaged, −1..1 (higher is better)",
-        "motion_fidelity_dmt": "the official DMT code's number: video tracks to reference tracks only, with its "
-                               "identity-matrix subtraction, −2..1 (higher is better)",
+        "motion_fidelity": Field("the paper's two-sided motion fidelity: mean best-match cosine of step "
+                                 "directions, video tracks to reference tracks and back, averaged",
+                                 range=(-1.0, 1.0), checked_by=MOTION),
+        "motion_fidelity_dmt": Field("the official DMT code's number: video tracks to reference tracks only, with "
+                                     "its identity-matrix subtraction", range=(-2.0, 1.0), checked_by=MOTION),
     }
-    ranges = {"motion_fidelity": (-1.0, 1.0), "motion_fidelity_dmt": (-2.0, 1.0)}
+    needs_reference = True
     _forms = {"motion_fidelity": "symmetric", "motion_fidelity_dmt": "dmt"}
+
+    @classmethod
+    def add_options(cls, group):
+        group.add_argument("--tracker", default="lk", metavar="lk|cotracker[:MODEL]",
+                           help="point tracker of the motion_fidelity fields: lk (default, weight-free OpenCV "
+                                "Lucas-Kanade) or cotracker (a local checkout and checkpoint in the torch hub "
+                                f"cache; MODEL one of {', '.join(COTRACKER_CHECKPOINTS)}, default cotracker2)")
+
+    @classmethod
+    def from_options(cls, options, defaults: dict, device: str | None) -> "TrackMotionMetric":
+        kind, _, model = options.tracker.partition(":")
+        if kind == "lk" and not model:
+            return cls(LKTracker())
+        if kind == "cotracker":
+            return cls(CoTrackerTracker(model=model or "cotracker2", device=device or "cpu"))
+        raise UserError(f"--tracker: expected lk or cotracker[:MODEL], got {options.tracker!r}")
 
     def __init__(self, tracker: Tracker | None = None, detail_tracks: int = 64):
         self.tracker = tracker or LKTracker()
@@ -236,14 +252,17 @@ class TrackMotionMetric:
         return {"tracker": self.tracker.spec(), "static": STATIC_RULE, "dtype": "float64",
                 "forms": dict(self._forms)}
 
-    def score(self, frames: np.ndarray, reference: np.ndarray):
+    def score(self, sample: Sample):
+        frames, reference = sample.frames, sample.reference
         num, size = common_geometry(frames, reference, self.tracker.height)
         if num < 2:
             undefined = MetricUndefined(f"motion fidelity needs at least 2 frames in both videos, got {num}")
             return {k: undefined for k in self.fields}, {}
         gen, ref = self.tracker.track(frames, num, size), self.tracker.track(reference, num, size)
         results = {field: motion_fidelity(gen, ref, form) for field, form in self._forms.items()}
-        values = {field: r.value for field, r in results.items()}
+        # a video in which nothing moves scores 0 against a moving reference (a zero direction has cosine 0 with
+        # every reference direction) rather than undefined, so that still videos are not dropped from a mean
+        values = {field: 0.0 if r.n_tracks == 0 and r.n_reference > 0 else r.value for field, r in results.items()}
         r = results["motion_fidelity"]
         counts = {"n_tracks": r.n_tracks, "n_reference": r.n_reference, "n_static": r.n_static,
                   "n_static_reference": r.n_static_reference}

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from eval.errors import MetricUndefined, UserError, cli_main
 from eval.results import atomic_write_text
+from eval.metrics import Sample
 from eval.metrics.oracle import OracleMetric, object_track, trajectory_agreement
 from eval.shapes.world import MOTIONS, random_scene, render
 from vmc.shapes.data import CLIP_FRAMES, SR_SIZE, held_out_motions
@@ -73,7 +74,8 @@ def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
         *_, final = video
         size = video[final].shape[-2:]
         frames = {stage: to_uint8(_at_size(x[0], size)) for stage, x in video.items()}
-        stages = {stage: oracle.score(f, scene.caption())[0]["oracle_appearance"] for stage, f in frames.items()}
+        stages = {stage: oracle.score(Sample(f, scene.caption()))[0]["oracle_appearance"]
+                  for stage, f in frames.items()}
         truths = truth_tracks(scene)
         recognised_at = {stage: recognised(f, scene, truths) for stage, f in frames.items()}
         rows.append({"prompt": scene.caption(), "motion": scene.motion, "oracle_appearance": stages[final],
