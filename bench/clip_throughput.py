@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval.metrics import ClipMetric, MotionMetric  # noqa: E402
-from eval.results import ResultsWriter  # noqa: E402
+from eval.rundir import RunFolder  # noqa: E402
 from eval.score import score_rows  # noqa: E402
 from eval.scoring import Scorer  # noqa: E402
 from eval.video import Video, write_video  # noqa: E402
@@ -89,9 +89,9 @@ def main():
         pre_rate = iters * args.batch_size / (time.perf_counter() - t0)
 
         scorer = Scorer([clip, MotionMetric()])
-        score_rows(rows[: max(1, args.workers)], scorer, ResultsWriter(Path(tmp) / "warm.jsonl"), args.workers)
+        score_rows(rows[: max(1, args.workers)], scorer, RunFolder(Path(tmp) / "warm"), args.workers)
         t0 = time.perf_counter()
-        score_rows(rows, scorer, ResultsWriter(Path(tmp) / "results.jsonl"), args.workers)
+        score_rows(rows, scorer, RunFolder(Path(tmp) / "run"), args.workers)
         sync(dev)
         e2e_rate = total / (time.perf_counter() - t0)
 

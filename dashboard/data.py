@@ -6,15 +6,16 @@ that is still being written shows its new videos on the next refresh.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from eval.errors import UserError
 from eval.metrics import all_fields
-from eval.rundir import References, video_path as record_video_path
+from eval.record import Record
+from eval.rundir import RunFolder
 
 HUMAN_FILES = ("table.csv", "exclusions.csv", "agreement.csv")
 
@@ -61,61 +62,61 @@ def load_summary(run: Path) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner="reading results…", max_entries=32)
-def _records(path: str, mtime: float) -> tuple[pd.DataFrame, dict]:
-    """Flat records (one row per video, a column per metric) and the per-video details by row key."""
-    rows, details = [], {}
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line of a run still being written
-            key = r.get("key") or f"{r['method']}|{r.get('case')}|{r['prompt']}|{r.get('seed', 0)}"
-            if key in details:
-                continue  # a key written twice (two writers at once, before runs took the folder's lock): once
-            row = {"key": key,
-                   "method": r["method"], "case": r.get("case") or "", "prompt": r["prompt"],
-                   "seed": r.get("seed", 0), "video": r.get("video", ""), "reference": r.get("reference") or ""}
-            row.update({f"metric.{k}": v for k, v in r.get("metrics", {}).items()})
-            row.update({f"spec.{k}": v for k, v in r.get("spec_ids", {}).items()})
-            row.update({f"undefined.{k}": v for k, v in r.get("undefined", {}).items()})
-            rows.append(row)
-            details[row["key"]] = r.get("details", {})
-    return pd.DataFrame(rows), details
+def _records(run: str, mtime: float) -> dict[str, Record]:
+    return {r.key: r for r in RunFolder(run).records()}
 
 
-def load_records(run: Path) -> tuple[pd.DataFrame, dict]:
-    return _records(str(run / "results.jsonl"), _mtime(run / "results.jsonl"))
+def load_records(run: Path) -> dict[str, Record]:
+    """The run's records by key (a run still being written: those complete so far)."""
+    return _records(str(run), _mtime(run / "results.jsonl"))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _run_json(path: str, mtime: float) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+def _table(run: str, mtime: float) -> pd.DataFrame:
+    rows = []
+    for r in _records(run, mtime).values():
+        # eval.score's videos have no seed: shown as seed 0, so that they sort and group with eval.run's
+        row = {"key": r.key, "method": r.method, "case": r.unit_case, "prompt": r.prompt,
+               "seed": 0 if r.seed is None else r.seed}
+        row.update({f"metric.{k}": v for k, v in r.metrics.items()})
+        row.update({f"spec.{k}": v for k, v in r.spec_ids.items()})
+        row.update({f"undefined.{k}": v for k, v in r.undefined.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def load_run_json(run: Path) -> dict:
-    return _run_json(str(run / "run.json"), _mtime(run / "run.json"))
+def load_table(run: Path) -> pd.DataFrame:
+    """The run's records flat: one row per video (by `key`), a column per metric, spec and undefined field."""
+    return _table(str(run), _mtime(run / "results.jsonl"))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _references(run: str, mtime: float) -> References:
-    return References(Path(run), _run_json(str(Path(run) / "run.json"), mtime))
+def _folder(run: str, mtime: float) -> RunFolder:
+    return RunFolder(run)  # reads run.json, and the manifest behind the references, once
 
 
-def reference_path(run: Path, record: pd.Series) -> Path | None:
+def run_folder(run: Path) -> RunFolder:
+    return _folder(str(run), _mtime(run / "run.json"))
+
+
+def load_run_json(run: Path) -> dict:
+    try:
+        return run_folder(run).config
+    except (OSError, UserError):
+        return {}
+
+
+def reference_path(run: Path, record: Record) -> Path | None:
     """The reference clip of a record, or None when the run no longer says where it is (a gallery still shows
     the outputs)."""
     try:
-        return _references(str(run), _mtime(run / "run.json"))(record)
+        return run_folder(run).reference(record)
     except Exception:  # a run without a manifest, or a moved or edited one
         return None
 
 
-def video_path(run: Path, record: pd.Series) -> Path:
-    return record_video_path(run, load_run_json(run), record)
+def video_path(run: Path, record: Record) -> Path:
+    return run_folder(run).video(record)
 
 
 def find_human_studies(paths: list[Path]) -> list[Path]:

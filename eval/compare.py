@@ -24,17 +24,19 @@ from scipy import stats
 
 from eval.errors import UserError, cli_main
 from eval.metrics import all_fields, field_info
-from eval.results import UNITS, atomic_write_text, read_results, unit_ci95, unit_of
+from eval.record import Record
+from eval.results import UNITS, atomic_write_text, unit_ci95
+from eval.rundir import RunFolder
 
 ALPHA = 0.05
 
 
-def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None,
+def paired(records: list[Record], a: str, b: str, metrics: list[str] | None = None,
            unit: str = "prompt") -> pd.DataFrame:
     """One row per metric: A − B over the videos both made, its interval over units and the t-test's p."""
     by = {}
     for r in records:
-        by.setdefault(r["method"], {})[unit_of(r, "video")] = r
+        by.setdefault(r.method, {})[r.unit("video")] = r
     for m in (a, b):
         if m not in by:
             raise UserError(f"method '{m}' is not in this run (methods: {', '.join(sorted(by))})")
@@ -45,10 +47,9 @@ def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None
         diffs = {}
         for k in common:
             ra, rb = by[a][k], by[b][k]
-            va, vb = ra["metrics"].get(metric), rb["metrics"].get(metric)
-            if va is not None and vb is not None and \
-                    ra.get("spec_ids", {}).get(metric) == rb.get("spec_ids", {}).get(metric):
-                diffs.setdefault(unit_of(ra, unit), []).append(va - vb)
+            va, vb = ra.metrics.get(metric), rb.metrics.get(metric)
+            if va is not None and vb is not None and ra.spec_ids.get(metric) == rb.spec_ids.get(metric):
+                diffs.setdefault(ra.unit(unit), []).append(va - vb)
         mean, lo, hi = unit_ci95(diffs) if diffs else (float("nan"),) * 3
         declared = field_info(metric)
         better = "" if declared is None or not mean or np.isnan(mean) else \
@@ -63,10 +64,10 @@ def paired(records: list[dict], a: str, b: str, metrics: list[str] | None = None
     return table
 
 
-def ordered_fields(records: list[dict]) -> list[str]:
+def ordered_fields(records: list[Record]) -> list[str]:
     """The metric fields of the records, in the order the metrics declare them (undeclared ones last)."""
     order = {f: i for i, f in enumerate(all_fields())}
-    return sorted({k for r in records for k in r["metrics"]}, key=lambda k: (order.get(k, len(order)), k))
+    return sorted({k for r in records for k in r.metrics}, key=lambda k: (order.get(k, len(order)), k))
 
 
 def t_test_p(unit_means: list[float]) -> float:
@@ -92,7 +93,7 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def compare(records: list[dict], first: str, others: list[str], metrics: list[str] | None = None,
+def compare(records: list[Record], first: str, others: list[str], metrics: list[str] | None = None,
             unit: str = "prompt", by_case: bool = False) -> pd.DataFrame:
     """`first` against each of `others` (`paired`), with each metric's p values Holm-corrected over them; with
     `by_case`, one row per case as well (a `case` column), corrected over every case and comparison."""
@@ -101,17 +102,17 @@ def compare(records: list[dict], first: str, others: list[str], metrics: list[st
     elif unit == "case":
         raise UserError("--by-case pairs within each case: use --unit prompt or video with it")
     else:
-        present = {r["method"] for r in records}
+        present = {r.method for r in records}
         for m in (first, *others):
             if m not in present:
                 raise UserError(f"method '{m}' is not in this run (methods: {', '.join(sorted(present))})")
         groups = {}
         for r in records:
-            groups.setdefault(unit_of(r, "case")[0], []).append(r)
+            groups.setdefault(r.unit_case, []).append(r)
     names = metrics or ordered_fields(records)
     parts = []
     for case, group in groups.items():
-        methods = {r["method"] for r in group}
+        methods = {r.method for r in group}
         for b in others:
             if by_case and not {first, b} <= methods:
                 continue  # the case has no videos of one of the two
@@ -144,11 +145,11 @@ def main(argv=None):
     labels = [m.strip() for m in args.methods.split(",") if m.strip()]
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise UserError(f"--methods takes two or more different labels, got '{args.methods}'")
-    path = args.run / "results.jsonl"
-    if not path.is_file():
-        raise UserError(f"{path}: no such file (give a run directory written by eval.run)")
+    folder = RunFolder(args.run)
+    if not folder.results.is_file():
+        raise UserError(f"{folder.results}: no such file (give a run directory written by eval.run)")
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
-    table = compare(read_results(path), labels[0], labels[1:], metrics, args.unit, args.by_case)
+    table = compare(folder.records(), labels[0], labels[1:], metrics, args.unit, args.by_case)
     out = args.run / f"compare_{labels[0]}_vs_{'+'.join(labels[1:])}{'_by_case' if args.by_case else ''}.csv"
     atomic_write_text(out, table.to_csv(index=False, float_format="%.6g"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -27,9 +27,9 @@ from eval.errors import UserError
 from eval.manifest import Benchmark, Case
 from eval.methods import Method, slugify
 from eval.metrics import Sample
-from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
-                          write_summary)
-from eval.rundir import WriterLock, held_by_launcher, path_fields, stored_path
+from eval.record import Record, Timing
+from eval.results import atomic_write_text, format_table, summarize, write_summary
+from eval.rundir import RunFolder, held_by_launcher
 from eval.scoring import Scorer
 from eval.video import read_video, write_video
 
@@ -101,21 +101,26 @@ def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metri
                             f"--out, or the same settings as before{remedy}")
 
 
-def _made(out: Path) -> tuple[bool, set[str]]:
+def _result_files(folder: RunFolder) -> list[str]:
+    """results.jsonl and the part files of the ranks of an unfinished multi-process run."""
+    return [p.name for p in [folder.results, *sorted(folder.path.glob("results.rank*.jsonl"))]]
+
+
+def _made(folder: RunFolder) -> tuple[bool, set[str]]:
     """(whether any result is recorded, the labels of methods with videos on disk) of a run folder."""
-    recorded = any(read_results(p) for p in [out / "results.jsonl", *out.glob("results.rank*.jsonl")])
-    videos = {d.name for d in (out / "videos").glob("*") if d.is_dir() and any(d.rglob("*.mp4"))}
+    recorded = any(folder.records(name) for name in _result_files(folder))
+    videos = {d.name for d in (folder.path / "videos").glob("*") if d.is_dir() and any(d.rglob("*.mp4"))}
     return recorded, videos
 
 
-def write_run_json(out: Path, config: dict):
+def write_run_json(folder: RunFolder, config: dict):
     """Create run.json, or merge methods and seeds into an existing one whose benchmark and specs match. What
     nothing in the folder was made with yet may change: metric specs until a result is recorded, a method's
     settings until it has a video, the benchmark until either."""
-    path = out / "run.json"
+    path = folder.run_json
     if path.exists():
-        old = json.loads(path.read_text())
-        recorded, with_videos = _made(out)
+        old = folder.config
+        recorded, with_videos = _made(folder)
         keys = [k for k, binding in (("benchmark", recorded or with_videos), ("metric_specs", recorded)) if binding]
         check_compatible(path, old, config, keys=keys, rescore=True)
         for label, info in config["methods"].items():
@@ -130,26 +135,24 @@ def write_run_json(out: Path, config: dict):
         config = {**old, **config, "created": old.get("created", config["created"]),
                   "methods": {**old.get("methods", {}), **config["methods"]},
                   "seeds": sorted(set(old.get("seeds", [])) | set(config["seeds"]))}
-    atomic_write_text(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    folder.write_config(config)
 
 
-def merge_results(out: Path, order: list[str]):
+def merge_results(folder: RunFolder, order: list[str]):
     """Fold rank part files into results.jsonl (one record a key, in item order), atomically; also mends a
     results.jsonl that holds a key twice (two writers at once, before runs took the folder's lock)."""
-    parts = sorted(out.glob("results.rank*.jsonl"))
-    lines = sum(1 for line in open(out / "results.jsonl", "rb") if line.strip()) \
-        if (out / "results.jsonl").exists() else 0
-    if not parts and lines == len(read_results(out / "results.jsonl")):
+    files = _result_files(folder)
+    lines = sum(1 for line in open(folder.results, "rb") if line.strip()) if folder.results.exists() else 0
+    if len(files) == 1 and lines == len(folder.records()):
         return
     by_key = {}
-    for p in [out / "results.jsonl", *parts]:
-        for r in read_results(p):
-            by_key.setdefault(r["key"], r)
+    for name in files:
+        for r in folder.records(name):
+            by_key.setdefault(r.key, r)
     rank = {k: i for i, k in enumerate(order)}
-    records = sorted(by_key.values(), key=lambda r: rank.get(r["key"], len(rank)))
-    write_results(out / "results.jsonl", records)
-    for p in parts:
-        p.unlink()
+    folder.replace(sorted(by_key.values(), key=lambda r: rank.get(r.key, len(rank))))
+    for name in files[1:]:
+        (folder.path / name).unlink()
 
 
 def load_references(benchmark: Benchmark) -> dict:
@@ -166,33 +169,35 @@ def run(methods: list[Method], benchmark: Benchmark, out: Path, seeds: list[int]
              for s in seeds]
     order = [it.key for it in items]
     references = references if references is not None else load_references(benchmark)
-    lock = WriterLock(out)
+    folder = RunFolder(out)
+    lock = folder.lock()
     if dist.is_main and not held_by_launcher():
         lock.acquire()
     try:
-        return _run(methods, benchmark, out, seeds, scorer, dist, device, command, references, items, order)
+        _run(methods, benchmark, folder, seeds, scorer, dist, device, command, references, items, order)
+        return out
     finally:
         lock.release()
 
 
-def _run(methods, benchmark, out, seeds, scorer, dist, device, command, references, items, order) -> Path:
+def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, references, items, order):
+    out = folder.path
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_run_json(out, {
-            "benchmark": {"name": benchmark.name, "manifest": stored_path(out, benchmark.path),
+        write_run_json(folder, {
+            "benchmark": {"name": benchmark.name, "manifest": folder.stored_path(benchmark.path),
                           "cases": [c.id for c in benchmark.cases]},
             "methods": {m.label: m.info() for m in methods}, "seeds": seeds,
             "metric_specs": scorer.specs(), "metric_spec_ids": scorer.spec_ids(),
             "versions": versions(), "device": device_description(device), "world_size": dist.world_size,
             "cpu_threads": _torch_threads(),
             "command": command or sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **path_fields(out),
+            **folder.path_fields(),
         })
     distributed.barrier(dist)
 
-    done = {r["key"] for p in [out / "results.jsonl", *out.glob("results.rank*.jsonl")] for r in read_results(p)}
-    results_file = out / ("results.jsonl" if dist.world_size == 1 else f"results.rank{dist.rank}.jsonl")
-    writer = ResultsWriter(results_file)
+    done = {r.key for name in _result_files(folder) for r in folder.records(name)}
+    results_file = folder.results.name if dist.world_size == 1 else f"results.rank{dist.rank}.jsonl"
     cases = {c.id: c for c in benchmark.cases}
     groups = [(m, cases[c.id]) for m in methods for c in benchmark.cases]
     mine = groups[dist.rank::dist.world_size]
@@ -208,20 +213,15 @@ def _run(methods, benchmark, out, seeds, scorer, dist, device, command, referenc
                 method.cache_dir = out / "cache" / method.label
                 t0 = time.perf_counter()
                 state = method.adapt(case)
-                adapt_s = time.perf_counter() - t0
+                adapt_s = round(time.perf_counter() - t0, 4)
                 state_for = (method, case, state)
-            record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer)
-            record["timing"]["adapt_s"] = round(adapt_s, 4)
-            record["protocol"] = method.protocol(state_for[2])
-            provenance = method.provenance(state_for[2], item.prompt, item.seed)
-            if provenance:
-                record["provenance"] = provenance
-            writer.append(record)
+            record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer, adapt_s)
+            folder.append([record], results_file)
             bar.update()
     distributed.barrier(dist)
     if dist.is_main:
-        merge_results(out, order)
-        records = read_results(out / "results.jsonl")
+        merge_results(folder, order)
+        records = folder.records()
         summary = summarize(records, [m.label for m in methods])
         write_summary(summary, out / "summary.csv")
         print(f"\n{benchmark.name}: {len(records)} scored videos in {out}\n")
@@ -235,10 +235,10 @@ def _run(methods, benchmark, out, seeds, scorer, dist, device, command, referenc
         labels = list(dict.fromkeys(shown.method))
         if len(labels) > 1:
             print(f"\npaired differences and tests: python -m eval.compare {out} --methods {','.join(labels)}")
-    return out
 
 
-def _run_item(out: Path, method: Method, state, case: Case, item: Item, reference, scorer: Scorer) -> dict:
+def _run_item(out: Path, method: Method, state, case: Case, item: Item, reference, scorer: Scorer,
+              adapt_s: float) -> Record:
     path, facts_path = out / item.video_path, out / item.facts_path
     if path.exists():  # a video written before a kill is complete (atomic rename): reuse it and its facts
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {"generate_s": None}
@@ -254,7 +254,7 @@ def _run_item(out: Path, method: Method, state, case: Case, item: Item, referenc
     scored = scorer.score_many([Sample(decoded.frames, item.prompt, reference.frames,
                                        case.meta.get("reference_prompt"))])[0]
     score_s = round(time.perf_counter() - t0, 4)
-    return {"key": item.key, "method": item.method, "case": item.case, "prompt": item.prompt, "seed": item.seed,
-            "video": str(item.video_path), "num_frames": decoded.num_frames, "fps": decoded.fps,
-            "size": list(decoded.size), **scored,
-            "timing": {"generate_s": facts["generate_s"], "score_s": score_s}}
+    return Record(item.key, item.method, item.prompt, str(item.video_path), **scored, case=item.case, seed=item.seed,
+                  num_frames=decoded.num_frames, fps=decoded.fps, size=list(decoded.size),
+                  timing=Timing(facts["generate_s"], score_s, adapt_s), protocol=method.protocol(state),
+                  provenance=method.provenance(state, item.prompt, item.seed) or None)

@@ -1,12 +1,8 @@
-"""The results store: `results.jsonl` (one line per scored video, appended atomically) and `summary.csv`.
-
-A line is written with a single write() on an O_APPEND descriptor and fsync'd, so a killed process leaves
-at most one torn last line; readers ignore it and the next append cuts it off.
-"""
+"""The summary of a run's records (`summary.csv`, the console table) and the intervals behind it and eval.compare.
+(results.jsonl itself is eval.rundir.RunFolder's.)"""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -15,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from eval.errors import UserError
+from eval.record import Record
 
 SUMMARY_COLUMNS = ["method", "metric", "n", "n_undefined", "n_units", "mean", "ci95_low", "ci95_high", "std",
                    "spec_id"]
@@ -29,72 +25,8 @@ UNITS = {
 }
 
 
-def read_results(path: Path) -> list[dict]:
-    """The complete records of a results file, one per key (the first: a folder that two runs wrote at once,
-    before runs took the folder's lock, may hold a key twice); a torn last line from a killed writer is
-    skipped."""
-    if not path.exists():
-        return []
-    records, seen = [], set()
-    with open(path, "rb") as f:
-        data = f.read()
-    for i, line in enumerate(data.split(b"\n")):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if data.endswith(b"\n") or i != data.count(b"\n"):
-                raise UserError(f"{path}: line {i + 1} is not valid JSON (only a torn last line is tolerated)") \
-                    from None
-            continue
-        key = record.get("key") if isinstance(record, dict) else None
-        if key is None or key not in seen:
-            seen.add(key)
-            records.append(record)
-    return records
-
-
-class ResultsWriter:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_tail()
-
-    def _repair_tail(self):
-        """Cut a torn last line (no newline) left by a killed writer."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        with open(self.path, "rb+") as f:
-            data = f.read()
-            if not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
-
-    def append(self, record: dict):
-        self.append_many([record])
-
-    def append_many(self, records: list[dict]):
-        """Append complete lines with one write() and one fsync."""
-        data = _lines(records).encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _lines(records: list[dict]) -> str:
-    """The results.jsonl text of `records`: one sorted-key JSON object a line."""
-    return "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records)
-
-
-def write_results(path: Path, records: list[dict]):
-    """Replace a results file with `records`, atomically."""
-    atomic_write_text(path, _lines(records))
-
-
 def atomic_write_text(path: Path, text: str):
+    """Write a file so that a reader sees its old text or the new, never part of it."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
@@ -113,14 +45,6 @@ def mean_ci95(values) -> tuple[float, float, float, float]:
     return mean, mean - half, mean + half, sd
 
 
-def unit_of(record: dict, unit: str = "prompt") -> tuple:
-    """The unit (see UNITS) a record belongs to. Records of `eval.score` have no case or seed: there the
-    reference clip stands for the case, or the prompt when there is none."""
-    case = record.get("case") or record.get("reference") or record["prompt"]
-    return {"case": (case,), "prompt": (case, record["prompt"]),
-            "video": (case, record["prompt"], record.get("seed"))}[unit]
-
-
 def unit_ci95(values_by_unit: dict, bounds: tuple[float, float] | None = None) -> tuple[float, float, float]:
     """(mean, low, high) over the units' means: the interval counts units, not videos. `bounds`: the range
     the field's values lie in, to which the interval is clipped (a Student-t interval of a mean near a bound
@@ -131,22 +55,19 @@ def unit_ci95(values_by_unit: dict, bounds: tuple[float, float] | None = None) -
     return mean, lo, hi
 
 
-def summarize(records: list[dict], methods_order: list[str] | None = None) -> pd.DataFrame:
+def summarize(records: list[Record], methods_order: list[str] | None = None) -> pd.DataFrame:
     """Long table: per method and metric, n videos, n units (target prompts), the mean of the units' means with
     its 95% CI and the std over videos; a metric measured under two different specs in one method is
     split into one row per spec (never averaged together)."""
     rows = {}
     for r in records:
-        facts = {f"protocol.{k}": v for k, v in r.get("protocol", {}).items() if isinstance(v, (int, float))}
-        if r.get("timing", {}).get("generate_s") is not None:
-            facts["protocol.generate_s"] = r["timing"]["generate_s"]
-        for metric, value in {**r.get("metrics", {}), **facts}.items():
-            key = (r["method"], metric, r.get("spec_ids", {}).get(metric, ""))
+        for metric, value in {**r.metrics, **r.protocol_facts}.items():
+            key = (r.method, metric, r.spec_ids.get(metric, ""))
             entry = rows.setdefault(key, {"units": {}, "undefined": 0})
             if value is None:
                 entry["undefined"] += 1
             else:
-                entry["units"].setdefault(unit_of(r), []).append(value)
+                entry["units"].setdefault(r.unit(), []).append(value)
     from eval.metrics import all_fields
 
     fields = all_fields()

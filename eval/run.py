@@ -107,13 +107,13 @@ def main(argv=None):
         wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
         benchmark.cases = [benchmark.case(c) for c in wanted]
     from eval.engine import load_references, run
-    from eval.rundir import WriterLock
+    from eval.rundir import RunFolder
 
     references = load_references(benchmark)  # before anything is written
     out = args.out or Path("runs") / benchmark.name
     jobs = _jobs(args.jobs, len(methods) * len(benchmark.cases), device, methods) if dist.world_size == 1 else 1
     if jobs > 1:
-        with WriterLock(out) as lock:  # lent to the workers: it lasts while any of them lives
+        with RunFolder(out).lock() as lock:  # lent to the workers: it lasts while any of them lives
             raise SystemExit(distributed.launch_local(jobs, "eval.run", argv, CPU_THREADS, lock_fd=lock.fd))
     import torch
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,9 +23,9 @@ from tqdm import tqdm
 from eval.cli_common import add_metric_args, build_scorer
 from eval.engine import check_compatible
 from eval.errors import UserError, VideoError, cli_main
-from eval.results import (ResultsWriter, atomic_write_text, format_table, read_results, summarize, write_results,
-                          write_summary)
-from eval.rundir import WriterLock, path_fields, stored_path
+from eval.record import Record
+from eval.results import format_table, summarize, write_summary
+from eval.rundir import RunFolder
 
 
 def parse_args(argv):
@@ -40,7 +40,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def read_prompts(path: Path, videos: Path, default_method: str, out: Path) -> list[dict]:
+def read_prompts(path: Path, videos: Path, default_method: str, out: RunFolder) -> list[dict]:
     """The CSV's rows, checked; `reference` as stored in the records (relative to `out`), `video_path` and
     `reference_path` as read here."""
     if not path.is_file():
@@ -71,7 +71,7 @@ def read_prompts(path: Path, videos: Path, default_method: str, out: Path) -> li
             seen.add(key)
             rows.append({"key": key, "method": method, "video": video, "prompt": prompt,
                          "video_path": str(videos / video), "reference_path": str(ref_path) if ref_path else None,
-                         "reference": stored_path(out, ref_path) if ref_path else None})
+                         "reference": out.stored_path(ref_path) if ref_path else None})
     if not rows:
         raise UserError(f"{path}: lists no videos")
     return rows
@@ -113,18 +113,17 @@ def decoded(rows: list[dict], scorer, workers: int, pin: bool = False):
             yield result
 
 
-def score_rows(rows: list[dict], scorer, writer: ResultsWriter, workers: int, on_error=None):
+def score_rows(rows: list[dict], scorer, out: RunFolder, workers: int, on_error=None):
     """Decode on `workers` threads, hand the batched metrics batches of at least `scorer.batch_size` frames,
-    and append the records of each batch with one write."""
+    and append the records of each batch to `out` with one write."""
     pending = []
 
     def flush(bar):
         batched = scorer.score_batched([sample for _, _, _, sample in pending])
-        writer.append_many([{
-            "key": rows[i]["key"], "method": rows[i]["method"], "video": rows[i]["video"],
-            "prompt": rows[i]["prompt"], "reference": rows[i]["reference"], "num_frames": v.num_frames,
-            "fps": v.fps, "size": list(v.size), **scorer.assemble(b, rest)}
-            for (i, v, rest, _), b in zip(pending, batched)])
+        out.append([Record(rows[i]["key"], rows[i]["method"], rows[i]["prompt"], rows[i]["video"],
+                           **scorer.assemble(b, rest), reference=rows[i]["reference"], num_frames=v.num_frames,
+                           fps=v.fps, size=list(v.size))
+                    for (i, v, rest, _), b in zip(pending, batched)])
         bar.update(len(pending))
         pending.clear()
 
@@ -139,43 +138,38 @@ def score_rows(rows: list[dict], scorer, writer: ResultsWriter, workers: int, on
             flush(bar)
 
 
-def _to_run_relative(out: Path, old: dict):
+def _to_run_relative(out: RunFolder):
     """Bring a folder written before paths were stored relative to it (they were relative to the directory
     the command ran in, which this one is taken to be) to the present form: its records' reference paths."""
-    if old.get("paths") == "run":
+    if out.config.get("paths") == "run":
         return
-    records = read_results(out / "results.jsonl")
-    for r in records:
-        if r.get("reference") and not Path(r["reference"]).is_absolute():
-            r["reference"] = stored_path(out, Path(r["reference"]))
-    write_results(out / "results.jsonl", records)
+    out.replace([replace(r, reference=out.stored_path(r.reference))
+                 if r.reference and not Path(r.reference).is_absolute() else r for r in out.records()])
 
 
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    rows = read_prompts(args.prompts, args.videos, default_method=args.videos.resolve().name, out=args.out)
+    out = RunFolder(args.out)
+    rows = read_prompts(args.prompts, args.videos, default_method=args.videos.resolve().name, out=out)
     scorer = build_scorer(args)
-    with WriterLock(args.out):
-        _score_folder(args, rows, scorer)
+    with out.lock():
+        _score_folder(args, out, rows, scorer)
 
 
-def _score_folder(args, rows: list[dict], scorer):
-    config = {"videos": stored_path(args.out, args.videos), "prompts": stored_path(args.out, args.prompts),
+def _score_folder(args, out: RunFolder, rows: list[dict], scorer):
+    config = {"videos": out.stored_path(args.videos), "prompts": out.stored_path(args.prompts),
               "metric_specs": scorer.specs(), "metric_spec_ids": scorer.spec_ids(),
-              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **path_fields(args.out)}
-    run_json = args.out / "run.json"
-    if run_json.exists() and read_results(args.out / "results.jsonl"):  # what nothing was scored with may change
-        old = json.loads(run_json.read_text())
-        check_compatible(run_json, old, config, keys=("metric_specs",))
-        _to_run_relative(args.out, old)
-    atomic_write_text(run_json, json.dumps(config, indent=2) + "\n")
-    writer = ResultsWriter(args.out / "results.jsonl")
-    done = {r["key"] for r in read_results(args.out / "results.jsonl")}
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **out.path_fields()}
+    if out.run_json.exists() and out.records():  # what nothing was scored with may change
+        check_compatible(out.run_json, out.config, config, keys=("metric_specs",))
+        _to_run_relative(out)
+    out.write_config(config)
+    done = {r.key for r in out.records()}
     todo = [r for r in rows if r["key"] not in done]
-    score_rows(todo, scorer, writer, args.workers, on_error=lambda error, n: VideoError(
+    score_rows(todo, scorer, out, args.workers, on_error=lambda error, n: VideoError(
         f"{error} (listed in {args.prompts}; {len(done) + n} videos scored so far are kept and a rerun resumes)"))
-    records = read_results(args.out / "results.jsonl")
+    records = out.records()
     summary = summarize(records)
     write_summary(summary, args.out / "summary.csv")
     print(f"\n{len(records)} scored videos in {args.out}\n")

@@ -18,13 +18,15 @@ import pandas as pd
 
 from eval.errors import UserError, cli_main
 from eval.metrics import all_fields, field_info
-from eval.results import atomic_write_text, read_results, unit_of
+from eval.record import Record
+from eval.results import atomic_write_text
+from eval.rundir import RunFolder
 
 
-def pairs(records: list[dict]) -> list[tuple[str, str]]:
+def pairs(records: list[Record]) -> list[tuple[str, str]]:
     """(field, the ground-truth field that checks it) for every field of the records whose metric declares one
     (`Field.checked_by`), in the order the metrics declare them."""
-    present = {k for r in records for k in r.get("metrics", {})}
+    present = {k for r in records for k in r.metrics}
     return [(name, f.checked_by) for name, f in all_fields().items() if f.checked_by and name in present]
 
 
@@ -36,15 +38,15 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def validity(records: list[dict], resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def validity(records: list[Record], resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     rows = []
     rng = np.random.default_rng(seed)
     for metric, oracle in pairs(records):
-        kept = [r for r in records if r["metrics"].get(metric) is not None and r["metrics"].get(oracle) is not None]
-        values = np.array([(r["metrics"][metric], r["metrics"][oracle]) for r in kept], dtype=float).reshape(-1, 2)
+        kept = [r for r in records if r.metrics.get(metric) is not None and r.metrics.get(oracle) is not None]
+        values = np.array([(r.metrics[metric], r.metrics[oracle]) for r in kept], dtype=float).reshape(-1, 2)
         by_unit = {}
         for i, r in enumerate(kept):
-            by_unit.setdefault(unit_of(r), []).append(i)
+            by_unit.setdefault(r.unit(), []).append(i)
         units = [np.array(u) for u in by_unit.values()]
         rho = spearman(values[:, 0], values[:, 1])
         boot = [spearman(*values[np.concatenate([units[j] for j in rng.integers(0, len(units), len(units))])].T)
@@ -60,18 +62,28 @@ def validity(records: list[dict], resamples: int = 1000, seed: int = 0) -> pd.Da
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m eval.validity", description=__doc__.split("\n\n")[1])
     p.add_argument("run", type=Path)
+    p.add_argument("--methods", default=None,
+                   help="comma-separated methods whose videos count (default: all but `reference`, which shows the "
+                        "reference's own object, so its flow and track metrics are perfect while its oracle_motion, "
+                        "which follows the target prompt's object, is 0 by construction)")
     args = p.parse_args(argv)
-    path = args.run / "results.jsonl"
-    if not path.is_file():
-        raise UserError(f"{path}: no such file (give a run directory written by eval.run or eval.score)")
-    records = read_results(path)
-    if not any(r.get("metrics", {}).get("oracle_appearance") is not None for r in records):
-        raise UserError(f"{path}: no oracle scores in this run (oracle metrics exist for shapes-world runs: "
+    folder = RunFolder(args.run)
+    if not folder.results.is_file():
+        raise UserError(f"{folder.results}: no such file (give a run directory written by eval.run or eval.score)")
+    records = folder.records()
+    if not any(r.metrics.get("oracle_appearance") is not None for r in records):
+        raise UserError(f"{folder.results}: no oracle scores in this run (oracle metrics exist for shapes-world runs: "
                         "eval.run --benchmark shapes, or eval.score --oracle shapes)")
+    present = list(dict.fromkeys(r.method for r in records))
+    wanted = [m.strip() for m in args.methods.split(",")] if args.methods else [m for m in present if m != "reference"]
+    unknown = [m for m in wanted if m not in present]
+    if unknown:
+        raise UserError(f"--methods: {', '.join(unknown)} not in this run (methods: {', '.join(present)})")
+    records = [r for r in records if r.method in wanted]
     table = validity(records)
     atomic_write_text(args.run / "validity.csv", table.to_csv(index=False, float_format="%.4f"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"\nwritten to {args.run / 'validity.csv'}")
+    print(f"\nover the videos of {', '.join(wanted)}; written to {args.run / 'validity.csv'}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.errors import UserError, read_json
-from eval.rundir import References, load_run, video_path
+from eval.rundir import RunFolder
 from human_study.questions import ANCHORS, QUESTIONS
 
 FORMAT_VERSION = 1
@@ -56,18 +56,17 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
         raise UserError("no methods given (use --methods a,b,...)")
     if len(set(methods)) != len(methods):
         raise UserError(f"--methods lists a method twice: {','.join(methods)}")
-    config, records = load_run(run_dir)
-    present = sorted({r["method"] for r in records})
+    folder = RunFolder.existing(run_dir)
+    records = folder.scored()
+    present = sorted({r.method for r in records})
     for m in methods:
         if m not in present:
             raise UserError(f"{run_dir}: has no videos of method '{m}' (methods in this run: {', '.join(present)})")
-    resolve_reference = References(run_dir, config)
 
-    groups: dict[tuple, dict] = {}
+    groups: dict[tuple, dict] = {}  # (case, prompt, seed) → method → record
     for r in records:
-        if r["method"] in methods:
-            key = (r.get("case") or str(r.get("reference")), r["prompt"], r.get("seed", 0))
-            groups.setdefault(key, {})[r["method"]] = r
+        if r.method in methods:
+            groups.setdefault(r.unit("video"), {})[r.method] = r
     complete = sorted(k for k, g in groups.items() if len(g) == len(methods))
     if not complete:
         raise UserError(f"{run_dir}: no (case, prompt, seed) has a video from every one of {', '.join(methods)}")
@@ -95,15 +94,15 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
     for i, (case, prompt, vseed) in enumerate(complete):
         group = groups[(case, prompt, vseed)]
         item_id = f"item{i + 1:03d}"
-        reference = resolve_reference(next(iter(group.values())))
+        reference = folder.reference(next(iter(group.values())))
         ref_name = f"{_token(rng, used, 'r')}.mp4"
         media[ref_name] = {"reference": reference}
         candidates = []
         for m in methods:
             bid = _token(rng, used, "v")
-            media[f"{bid}.mp4"] = video_path(run_dir, config, group[m])
+            media[f"{bid}.mp4"] = folder.video(group[m])
             blind[bid] = {"item_id": item_id, "kind": "method", "method": m, "case": case, "prompt": prompt,
-                          "seed": vseed, "source": group[m]["video"]}
+                          "seed": vseed, "source": group[m].video}
             candidates.append(bid)
         if i in ref_checks:
             bid = _token(rng, used, "v")
@@ -116,9 +115,9 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
             other = others[rng.randrange(len(others))]
             m = methods[rng.randrange(len(methods))]
             bid = _token(rng, used, "v")
-            media[f"{bid}.mp4"] = video_path(run_dir, config, groups[other][m])
+            media[f"{bid}.mp4"] = folder.video(groups[other][m])
             blind[bid] = {"item_id": item_id, "kind": "mismatch_check", "method": m, "case": other[0],
-                          "prompt": other[1], "seed": other[2], "source": groups[other][m]["video"]}
+                          "prompt": other[1], "seed": other[2], "source": groups[other][m].video}
             candidates.append(bid)
         rng.shuffle(candidates)
         items.append({"item_id": item_id, "prompt": prompt, "reference": f"media/{ref_name}",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,9 @@ def make_run(root: Path, methods=("vmc", "tav", "t2v"), cases=None, seeds=(0,), 
              quality=None, details=True) -> Path:
     """A run directory with tiny real MP4s: `cases` maps case id -> target prompts; `quality[method]` shifts the
     metric values so methods differ."""
-    from eval.results import ResultsWriter, summarize, write_summary
+    from eval.record import Record, Timing
+    from eval.results import summarize, write_summary
+    from eval.rundir import RunFolder
     from eval.video import Video, write_video
 
     cases = cases or {"right": ["a red circle is moving right", "a blue star is moving right"],
@@ -34,7 +35,7 @@ def make_run(root: Path, methods=("vmc", "tav", "t2v"), cases=None, seeds=(0,), 
                                   "target_prompts": list(prompts)})
     (root / "fixture.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     rng = np.random.default_rng(0)
-    writer = ResultsWriter(root / "run" / "results.jsonl")
+    run = RunFolder(root / "run")
     for m_i, method in enumerate(methods):
         for k, (case, prompts) in enumerate(cases.items()):
             for p_i, prompt in enumerate(prompts):
@@ -44,26 +45,24 @@ def make_run(root: Path, methods=("vmc", "tav", "t2v"), cases=None, seeds=(0,), 
                     write_video(root / "run" / rel, Video(clip, 8))
                     q = quality[method]
                     metrics = {name: float(np.clip(q * 0.8 + rng.normal(0, 0.05), -1, 1)) for name in METRIC_SPECS}
-                    record = {"key": f"{method}|{case}|{prompt}|{seed}", "method": method, "case": case,
-                              "prompt": prompt, "seed": seed, "video": rel, "fps": 8.0, "num_frames": frames,
-                              "size": [size, size], "metrics": metrics, "spec_ids": dict(METRIC_SPECS),
-                              "undefined": {}, "timing": {"adapt_s": 1.0, "generate_s": 0.5, "score_s": 0.1},
-                              "protocol": {"trained_parameters": 1000 * (m_i + 1), "train_s": 2.0}}
+                    series = {}
                     if details:
                         sim = np.clip(rng.normal(0.8, 0.1, (frames, frames)), -1, 1)
                         np.fill_diagonal(sim, 1.0)
                         traj = rng.normal(0, 1, (frames - 1, 2)).round(4)
-                        record["details"] = {
+                        series = {
                             "frame_indices": list(range(frames)), "frame_similarity": sim.round(4).tolist(),
                             "text_cos_per_frame": rng.uniform(0.1, 0.4, frames).round(4).tolist(),
                             "trajectory": traj.tolist(), "trajectory_reference": (traj + 0.1).tolist()}
-                    writer.append(record)
-    records = [json.loads(line) for line in (root / "run" / "results.jsonl").read_text().splitlines()]
-    write_summary(summarize(records, list(methods)), root / "run" / "summary.csv")
-    run_json = {"benchmark": {"name": "fixture", "manifest": str(root / "fixture.yaml"), "cases": list(cases)},
-                "command": ["eval.run", "--methods", ",".join(methods)], "created": "2026-11-22T00:00:00+00:00",
-                "device": "cpu", "methods": {m: {"name": m} for m in methods}, "seeds": list(seeds),
-                "metric_specs": {s: {"id": s} for s in set(METRIC_SPECS.values())},
-                "metric_spec_ids": dict(METRIC_SPECS), "versions": {}, "world_size": 1}
-    (root / "run" / "run.json").write_text(json.dumps(run_json, indent=1))
-    return root / "run"
+                    run.append([Record(f"{method}|{case}|{prompt}|{seed}", method, prompt, rel, metrics=metrics,
+                                       spec_ids=dict(METRIC_SPECS), details=series, case=case, seed=seed,
+                                       num_frames=frames, fps=8.0, size=[size, size], timing=Timing(0.5, 0.1, 1.0),
+                                       protocol={"trained_parameters": 1000 * (m_i + 1), "train_s": 2.0})])
+    write_summary(summarize(run.records(), list(methods)), run.path / "summary.csv")
+    run.write_config({"benchmark": {"name": "fixture", "manifest": run.stored_path(root / "fixture.yaml"),
+                                    "cases": list(cases)},
+                      "command": ["eval.run", "--methods", ",".join(methods)], "created": "2026-11-22T00:00:00+00:00",
+                      "device": "cpu", "methods": {m: {"name": m} for m in methods}, "seeds": list(seeds),
+                      "metric_specs": {s: {"id": s} for s in set(METRIC_SPECS.values())},
+                      "metric_spec_ids": dict(METRIC_SPECS), "versions": {}, "world_size": 1, **run.path_fields()})
+    return run.path

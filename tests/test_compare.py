@@ -1,6 +1,6 @@
 """eval.compare: paired differences of methods against scipy's paired t statistics, Holm by hand."""
 
-import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,13 @@ from scipy import stats
 from conftest import run_main
 from eval.compare import compare, main, paired
 from eval.errors import UserError
+from eval.record import Record
+from eval.rundir import RunFolder
+
+
+def _record(method, prompt, metrics, case=None, seed=None, **fields):
+    key = f"{method}|{case}|{prompt}|{seed}"
+    return Record(key, method, prompt, f"{key}.mp4", metrics=metrics, case=case, seed=seed, **fields)
 
 
 def _records(rng, n=25):
@@ -17,17 +24,16 @@ def _records(rng, n=25):
     for i in range(n):
         base = rng.random()
         for method, shift in (("vmc", 0.2), ("t2v", 0.0)):
-            out.append({"method": method, "case": f"c{i % 5}", "prompt": f"p{i}", "seed": 0,
-                        "metrics": {"oracle_motion": base + shift + rng.normal(0, 0.05), "x": None},
-                        "spec_ids": {"oracle_motion": "s1", "x": "s2"}})
+            out.append(_record(method, f"p{i}", {"oracle_motion": base + shift + rng.normal(0, 0.05), "x": None},
+                               f"c{i % 5}", 0, spec_ids={"oracle_motion": "s1", "x": "s2"}))
     return out
 
 
 def test_paired_difference_matches_scipy():
     records = _records(np.random.default_rng(0))
     row = paired(records, "vmc", "t2v", ["oracle_motion"]).iloc[0]
-    a = np.array([r["metrics"]["oracle_motion"] for r in records if r["method"] == "vmc"])
-    b = np.array([r["metrics"]["oracle_motion"] for r in records if r["method"] == "t2v"])
+    a = np.array([r.metrics["oracle_motion"] for r in records if r.method == "vmc"])
+    b = np.array([r.metrics["oracle_motion"] for r in records if r.method == "t2v"])
     d = a - b
     half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
     assert row["n"] == 25 and row["mean_diff"] == pytest.approx(d.mean())
@@ -37,8 +43,7 @@ def test_paired_difference_matches_scipy():
 
 
 def test_cli_writes_the_table_and_rejects_unknown_methods(tmp_path, capsys):
-    records = _records(np.random.default_rng(1))
-    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    RunFolder(tmp_path).replace(_records(np.random.default_rng(1)))
     assert run_main(main, tmp_path, "--methods", "vmc,t2v", capsys=capsys)[0] == 0
     assert (tmp_path / "compare_vmc_vs_t2v.csv").is_file()
     code, _, err = run_main(main, tmp_path, "--methods", "vmc,tav", capsys=capsys)
@@ -58,13 +63,12 @@ def test_several_methods_are_holm_corrected_per_metric(tmp_path, capsys):
         for seed in range(2):
             for method, shift in (("vmc", 0.0), ("tav", -0.03), ("t2v", -0.3)):
                 metrics = {m: level + shift * k + rng.normal(0, 0.1) for k, m in ((1, "m1"), (2, "m2"))}
-                records.append({"method": method, "case": f"c{p % 5}", "prompt": f"p{p}", "seed": seed,
-                                "metrics": metrics, "spec_ids": {"m1": "s", "m2": "s"}})
-    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+                records.append(_record(method, f"p{p}", metrics, f"c{p % 5}", seed, spec_ids={"m1": "s", "m2": "s"}))
+    RunFolder(tmp_path).replace(records)
     assert run_main(main, tmp_path, "--methods", "vmc,tav,t2v", capsys=capsys)[0] == 0
     table = pd.read_csv(tmp_path / "compare_vmc_vs_tav+t2v.csv")
     assert len(table) == 4 and set(table["b"]) == {"tav", "t2v"}
-    value = {(r["method"], r["prompt"], r["seed"], m): v for r in records for m, v in r["metrics"].items()}
+    value = {(r.method, r.prompt, r.seed, m): v for r in records for m, v in r.metrics.items()}
     for metric in ("m1", "m2"):
         rows = table[table["metric"] == metric].set_index("b")
         p = {}
@@ -87,9 +91,8 @@ def _replicated(rng, prompts=8, seeds=3):
         base = rng.random()
         for seed in range(seeds):
             for method, shift in (("vmc", 0.1 + 0.2 * rng.random()), ("t2v", 0.0)):
-                out.append({"method": method, "case": f"c{p % 4}", "prompt": f"p{p}", "seed": seed,
-                            "metrics": {"oracle_motion": base + shift + rng.normal(0, 0.02)},
-                            "spec_ids": {"oracle_motion": "s1"}})
+                out.append(_record(method, f"p{p}", {"oracle_motion": base + shift + rng.normal(0, 0.02)},
+                                   f"c{p % 4}", seed, spec_ids={"oracle_motion": "s1"}))
     return out
 
 
@@ -101,7 +104,7 @@ def _t_interval(x):
 @pytest.mark.parametrize("unit,n_units", [("prompt", 8), ("case", 4), ("video", 24)])
 def test_the_interval_counts_units_not_videos(unit, n_units):
     records = _replicated(np.random.default_rng(2))
-    value = {(r["method"], r["prompt"], r["seed"]): r["metrics"]["oracle_motion"] for r in records}
+    value = {(r.method, r.prompt, r.seed): r.metrics["oracle_motion"] for r in records}
     diff = np.array([[value["vmc", f"p{p}", s] - value["t2v", f"p{p}", s] for s in range(3)] for p in range(8)])
     per_unit = {"prompt": diff.mean(1), "case": diff.reshape(2, 4, 3).transpose(1, 0, 2).reshape(4, 6).mean(1),
                 "video": diff.ravel()}[unit]
@@ -116,8 +119,8 @@ def test_summary_interval_is_over_prompts_and_std_over_videos():
 
     records = _replicated(np.random.default_rng(3))
     row = summarize(records).query("method == 'vmc'").iloc[0]
-    vmc = [r for r in records if r["method"] == "vmc"]
-    values = np.array([[r["metrics"]["oracle_motion"] for r in vmc if r["prompt"] == f"p{p}"] for p in range(8)])
+    vmc = [r for r in records if r.method == "vmc"]
+    values = np.array([[r.metrics["oracle_motion"] for r in vmc if r.prompt == f"p{p}"] for p in range(8)])
     assert (row["n"], row["n_units"]) == (24, 8)
     assert row["mean"] == pytest.approx(values.mean())
     assert (row["ci95_low"], row["ci95_high"]) == pytest.approx(_t_interval(values.mean(1)))
@@ -127,10 +130,10 @@ def test_summary_interval_is_over_prompts_and_std_over_videos():
 def test_scored_folders_pair_by_reference_and_prompt():
     """eval.score records have no case or seed: videos pair by (reference, prompt)."""
     rng = np.random.default_rng(4)
-    records = [{"method": m, "prompt": f"p{i}", "reference": f"ref{i % 3}.mp4", "video": f"{m}/{i}.mp4",
-                "metrics": {"oracle_motion": float(rng.random())}} for i in range(6) for m in ("a", "b")]
+    records = [_record(m, f"p{i}", {"oracle_motion": float(rng.random())}, reference=f"ref{i % 3}.mp4")
+               for i in range(6) for m in ("a", "b")]
     row = paired(records, "a", "b", ["oracle_motion"]).iloc[0]
-    d = [records[2 * i]["metrics"]["oracle_motion"] - records[2 * i + 1]["metrics"]["oracle_motion"] for i in range(6)]
+    d = [records[2 * i].metrics["oracle_motion"] - records[2 * i + 1].metrics["oracle_motion"] for i in range(6)]
     assert (row["n"], row["n_units"]) == (6, 6)
     assert (row["ci95_low"], row["ci95_high"]) == pytest.approx(_t_interval(d))
     assert paired(records, "a", "b", ["oracle_motion"], unit="case").iloc[0]["n_units"] == 3
@@ -151,17 +154,17 @@ def test_by_case_pairs_within_each_case_and_corrects_over_cases(tmp_path, capsys
     assert list(table["case"]) == ["c0", "c1", "c2", "c3"] and (table["n_units"] == 2).all()
     p = []
     for _, row in table.iterrows():
-        alone = paired([r for r in records if r["case"] == row["case"]], "vmc", "t2v", ["oracle_motion"]).iloc[0]
+        alone = paired([r for r in records if r.case == row["case"]], "vmc", "t2v", ["oracle_motion"]).iloc[0]
         expected = (6, alone["mean_diff"], alone["ci95_low"])
         assert (row["n"], row["mean_diff"], row["ci95_low"]) == pytest.approx(expected)
         p.append(alone["p"])
     assert list(table["p_holm"]) == pytest.approx(_holm_by_hand(p))
-    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    RunFolder(tmp_path).replace(records)
     assert run_main(main, tmp_path, "--methods", "vmc,t2v", "--by-case", capsys=capsys)[0] == 0
     assert len(pd.read_csv(tmp_path / "compare_vmc_vs_t2v_by_case.csv")) == 4
     code, _, err = run_main(main, tmp_path, "--methods", "vmc,t2v", "--by-case", "--unit", "case", capsys=capsys)
     assert code == 2 and "--by-case pairs within each case" in err
-    apart = [dict(r, method="x") if r["method"] == "t2v" and r["case"] in ("c0", "c1") else r for r in records]
-    apart = [r for r in apart if not (r["method"] == "vmc" and r["case"] in ("c0", "c1"))]
+    apart = [replace(r, method="x") if r.method == "t2v" and r.case in ("c0", "c1") else r for r in records]
+    apart = [r for r in apart if not (r.method == "vmc" and r.case in ("c0", "c1"))]
     with pytest.raises(UserError, match="no case has videos of both vmc and any of x"):
         compare(apart, "vmc", ["x"], ["oracle_motion"], by_case=True)

@@ -13,8 +13,8 @@ from conftest import REPO, run_main
 from eval.errors import UserError
 from eval.manifest import load_benchmark
 from eval.methods import create_method
-from eval.results import read_results
 from eval.run import main as run_main_cli
+from eval.rundir import RunFolder
 from eval.video import sample_indices
 
 HELPER = str(REPO / "tests" / "helpers_fake_system.py")
@@ -125,9 +125,9 @@ def test_eval_run_records_provenance_with_every_result(benchmark_dir, tiny_clip,
     spec = f"videocomposer:{_config(tmp_path)}"
     assert run_main(run_main_cli, "--methods", spec, "--benchmark", benchmark_dir / "m.yaml", "--out", out,
                     "--device", "cpu")[0] == 0
-    records = read_results(out / "results.jsonl")
-    assert len(records) == 3 and all(r["method"] == "videocomposer" for r in records)
-    assert all(r["provenance"]["mode"] == "command" and r["provenance"]["original"]["fps"] == 24.0 for r in records)
-    assert all(r["size"] == [32, 32] for r in records)
+    records = RunFolder(out).records()
+    assert len(records) == 3 and all(r.method == "videocomposer" for r in records)
+    assert all(r.provenance["mode"] == "command" and r.provenance["original"]["fps"] == 24.0 for r in records)
+    assert all(r.size == [32, 32] for r in records)
     run = json.loads((out / "run.json").read_text())
     assert run["methods"]["videocomposer"]["version"] == "fake 1.0"

@@ -3,6 +3,7 @@ package through the `vmc_suite.metrics` entry point is computed, summarised, tab
 charted with no other change; --metrics selects what runs."""
 
 import textwrap
+from dataclasses import replace
 
 import pytest
 
@@ -10,8 +11,9 @@ from conftest import mini_with_tiny_clip, run_main
 from dashboard.views.charts import lower_is_better
 from eval.compare import compare
 from eval.metrics import BUILTIN, Field, all_fields, available_metrics, field_info
-from eval.results import format_table, read_results, summarize
+from eval.results import format_table, summarize
 from eval.run import main as run_main_cli
+from eval.rundir import RunFolder
 from eval.validity import validity
 
 PLUGIN = '''
@@ -71,25 +73,25 @@ def test_a_registered_metric_appears_everywhere(plugin, benchmark_dir, tiny_clip
     code, printed, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out,
                                   capsys=capsys)
     assert code == 0, err
-    records = read_results(out / "results.jsonl")
+    records = RunFolder(out).records()
     for r in records:
-        assert 0 <= r["metrics"]["darkness"] <= 255 and r["spec_ids"]["darkness"]
-        assert {"text_alignment", "motion_epe", "motion_fidelity"} <= set(r["metrics"])
+        assert 0 <= r.metrics["darkness"] <= 255 and r.spec_ids["darkness"]
+        assert {"text_alignment", "motion_epe", "motion_fidelity"} <= set(r.metrics)
     assert "darkness ↓" in printed and "text_alignment ↑" in printed and "motion_epe ↓" in printed
 
     # the summary's intervals are clipped to the declared range
-    darker = [{**r, "metrics": {**r["metrics"], "darkness": 255.0 - 1e-3 * i}} for i, r in enumerate(records)]
+    darker = [replace(r, metrics={**r.metrics, "darkness": 255.0 - 1e-3 * i}) for i, r in enumerate(records)]
     row = summarize(darker).set_index("metric").loc["darkness"]
     assert row.ci95_high <= 255.0 and "[" in format_table(summarize(darker), ["darkness"])
 
     # eval.compare says which way is better; eval.validity pairs the field with the oracle it names
-    other = [{**r, "method": "other", "key": r["key"].replace("reference", "other", 1),
-              "metrics": {**r["metrics"], "darkness": r["metrics"]["darkness"] + 5.0, "oracle_appearance": 0.5}}
+    other = [replace(r, method="other", key=r.key.replace("reference", "other", 1),
+                     metrics={**r.metrics, "darkness": r.metrics["darkness"] + 5.0, "oracle_appearance": 0.5})
              for r in records]
     table = compare(records + other, "reference", ["other"]).set_index("metric")
     assert table.loc["darkness", "direction"] == "lower" and table.loc["darkness", "better"] == "reference"
     assert table.loc["motion_epe", "direction"] == "lower"
-    shifted = [{**r, "metrics": {**r["metrics"], "oracle_appearance": float(i % 3)}} for i, r in enumerate(records)]
+    shifted = [replace(r, metrics={**r.metrics, "oracle_appearance": float(i % 3)}) for i, r in enumerate(records)]
     assert "darkness" in set(validity(shifted, resamples=10)["metric"])
     assert lower_is_better("darkness") and lower_is_better("motion_epe (spec 1)") and not lower_is_better("clip_score")
 
@@ -99,7 +101,7 @@ def test_metrics_option_selects_what_is_computed(benchmark_dir, tiny_clip, capsy
     out = benchmark_dir / "run"
     args = ["--methods", "reference", "--benchmark", bench, "--out", out]
     assert run_main(run_main_cli, *args, "--metrics", "motion,tracks", capsys=capsys)[0] == 0
-    fields = {k for r in read_results(out / "results.jsonl") for k in r["metrics"]}
+    fields = {k for r in RunFolder(out).records() for k in r.metrics}
     assert fields == {"motion_direction_cos", "motion_epe", "motion_trajectory_cos", "motion_fidelity",
                       "motion_fidelity_dmt"}
     code, _, err = run_main(run_main_cli, *args, "--metrics", "motion,sharpness", capsys=capsys)
@@ -117,4 +119,4 @@ def test_a_folder_keeps_its_metric_set(benchmark_dir, tiny_clip, capsys):
     code, _, err = run_main(run_main_cli, *args, "--seeds", "0,1", capsys=capsys)
     assert code == 2 and "other metric specs" in err and "eval.rescore" in err
     assert run_main(run_main_cli, *args, "--seeds", "0,1", "--metrics", "clip,motion", capsys=capsys)[0] == 0
-    assert {r["seed"] for r in read_results(out / "results.jsonl")} == {0, 1}
+    assert {r.seed for r in RunFolder(out).records()} == {0, 1}

@@ -9,18 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 from conftest import REPO, mini_with_tiny_clip, moving_square, run_cli, run_main, shapes_subset
-from eval.results import read_results
+from eval.rundir import RunFolder
 from eval.run import main as run_main_cli
 from eval.video import Video, write_video
 
 SLOW = REPO / "tests" / "helpers_slow_method.py"
 
 
-def _wait_for_records(path, n, proc, timeout=120):
+def _wait_for_records(out, n, proc, timeout=120):
     deadline = time.time() + timeout
-    while len(read_results(path)) < n and time.time() < deadline and proc.poll() is None:
+    while len(RunFolder(out).records()) < n and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
 
 
@@ -28,10 +29,9 @@ def _fingerprint(out):
     """Every video's bytes and every record without its timings: what must not depend on how a run went."""
     videos = {str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest()
               for p in sorted((out / "videos").rglob("*.mp4"))}
-    records = [json.dumps({**{k: v for k, v in r.items() if k != "timing"},
-                           "protocol": {k: v for k, v in r.get("protocol", {}).items() if k != "train_s"}},
-                          sort_keys=True)
-               for r in read_results(out / "results.jsonl")]
+    records = [json.dumps({**{k: v for k, v in r.to_json().items() if k != "timing"},
+                           "protocol": {k: v for k, v in r.protocol.items() if k != "train_s"}}, sort_keys=True)
+               for r in RunFolder(out).records()]
     return videos, records
 
 
@@ -52,7 +52,7 @@ def test_a_second_writer_is_refused_while_the_first_runs(benchmark_dir, tiny_cli
     assert f"{out}: another process is writing this run folder (pid {first.pid}" in second.stderr
     assert second.stderr.count("\n") == 1
     run_cli(*args)
-    keys = [r["key"] for r in read_results(out / "results.jsonl")]
+    keys = [r.key for r in RunFolder(out).records()]
     assert len(keys) == len(set(keys)) == 6
     assert len((out / "results.jsonl").read_text().splitlines()) == 6
 
@@ -63,11 +63,11 @@ def test_the_lock_dies_with_a_killed_writer_and_its_workers_share_it(benchmark_d
     args = [SLOW, "--methods", "slow", "--benchmark", bench, "--seeds", "0,1,2", "--out", out]
     proc = subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    _wait_for_records(out / "results.jsonl", 1, proc)
+    _wait_for_records(out, 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run_cli(*args)  # not stuck: the lock went with the process
-    assert len(read_results(out / "results.jsonl")) == 9
+    assert len(RunFolder(out).records()) == 9
 
 
 def test_readers_count_a_key_once_and_a_rerun_mends_the_file(benchmark_dir, tiny_clip):
@@ -78,7 +78,7 @@ def test_readers_count_a_key_once_and_a_rerun_mends_the_file(benchmark_dir, tiny
     assert run_main(run_main_cli, *args)[0] == 0
     text = (out / "results.jsonl").read_text()
     (out / "results.jsonl").write_text(text + text)
-    assert len(read_results(out / "results.jsonl")) == 3
+    assert len(RunFolder(out).records()) == 3
     assert run_main(run_main_cli, *args)[0] == 0
     assert (out / "results.jsonl").read_text() == text
     import pandas as pd
@@ -113,10 +113,10 @@ def test_results_are_byte_identical_however_the_run_is_split_or_resumed(tmp_path
     proc = subprocess.Popen([sys.executable, "-m", "eval.run", *args, "--out", str(killed), "--jobs", "1"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # killed after the first vmc video: the resume reloads the cached adapter and inverted noise
-    _wait_for_records(killed / "results.jsonl", 5, proc, timeout=300)
+    _wait_for_records(killed, 5, proc, timeout=300)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 5 <= len(read_results(killed / "results.jsonl")) < 8
+    assert 5 <= len(RunFolder(killed).records()) < 8
     run_cli("-m", "eval.run", *args, "--out", killed)
     for name in ("jobs2", "torchrun", "killed"):
         assert _fingerprint(tmp_path / name) == expected, name
@@ -128,10 +128,10 @@ def test_a_video_found_on_disk_keeps_its_generation_time(benchmark_dir, tiny_cli
     out = benchmark_dir / "run"
     args = ["--methods", "reference", "--benchmark", bench, "--out", out]
     assert run_main(run_main_cli, *args)[0] == 0
-    before = {r["key"]: r["timing"]["generate_s"] for r in read_results(out / "results.jsonl")}
+    before = {r.key: r.timing.generate_s for r in RunFolder(out).records()}
     (out / "results.jsonl").unlink()
     assert run_main(run_main_cli, *args)[0] == 0
-    after = {r["key"]: r["timing"]["generate_s"] for r in read_results(out / "results.jsonl")}
+    after = {r.key: r.timing.generate_s for r in RunFolder(out).records()}
     assert after == before and None not in after.values()
 
 
@@ -179,20 +179,22 @@ def _score_folder(root, tiny_clip):
     return root / "scores"
 
 
-def _opens(scores, elsewhere):
-    """The folder opens in eval.compare, human_study export and the dashboard's path resolution, from a
-    working directory that is not the one it was made in."""
-    from eval.rundir import References, load_run, video_path
+def opens(folder, methods, elsewhere):
+    """The folder opens in eval.compare, human_study export and the dashboard's loaders (its records, each
+    video and reference clip), from a working directory that is not the one it was made in."""
+    import dashboard.data
 
-    run_cli("-m", "eval.compare", scores, "--methods", "a,b", cwd=elsewhere)
-    run_cli("-m", "human_study", "export", "--run", scores, "--methods", "a,b", "--checks", "0",
-            "--out", elsewhere / f"study-{scores.parent.name}", cwd=elsewhere)
-    config, records = load_run(scores)
+    run_cli("-m", "eval.compare", folder, "--methods", ",".join(methods), cwd=elsewhere)
+    run_cli("-m", "human_study", "export", "--run", folder, "--methods", ",".join(methods), "--checks", "0",
+            "--out", elsewhere / f"study-{folder.parent.name}-{folder.name}", cwd=elsewhere)
     cwd = os.getcwd()
     os.chdir(elsewhere)
     try:
-        for r in records:
-            assert video_path(scores, config, r).is_file() and References(scores, config)(r).is_file()
+        records = dashboard.data.load_records(folder)
+        assert len(dashboard.data.load_table(folder)) == len(records) > 0
+        for r in records.values():
+            assert dashboard.data.video_path(folder, r).is_file()
+            assert dashboard.data.reference_path(folder, r).is_file()
     finally:
         os.chdir(cwd)
 
@@ -201,44 +203,41 @@ def test_a_score_folder_opens_from_anywhere_and_after_a_move(tmp_path, tiny_clip
     scores = _score_folder(tmp_path / "made", tiny_clip)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _opens(scores, elsewhere)
+    opens(scores, ["a", "b"], elsewhere)
     moved = tmp_path / "moved"
     shutil.move(tmp_path / "made", moved)
-    _opens(moved / "scores", elsewhere)
+    opens(moved / "scores", ["a", "b"], elsewhere)
 
 
 def test_an_old_score_folder_resumed_stores_its_paths_the_new_way(tmp_path, tiny_clip):
     """Folders written before paths were stored relative to them still open, and resuming one converts it."""
     scores = _score_folder(tmp_path / "made", tiny_clip)
     config = json.loads((scores / "run.json").read_text())
-    records = read_results(scores / "results.jsonl")
-    for r in records:  # as the earlier eval.score wrote them: relative to where it ran
-        r["reference"] = "vids/ref.mp4"
-    (scores / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    # as the earlier eval.score wrote them: relative to where it ran
+    records = [replace(r, reference="vids/ref.mp4") for r in RunFolder(scores).records()]
+    (scores / "results.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
     old = {k: v for k, v in config.items() if k not in ("paths", "written_at")}
     (scores / "run.json").write_text(json.dumps({**old, "videos": "vids", "prompts": "prompts.csv"}))
-    from eval.rundir import References, load_run, video_path
-
     cwd = os.getcwd()
     os.chdir(tmp_path / "made")
     try:
-        config, records = load_run(scores)
-        assert all(video_path(scores, config, r).is_file() and References(scores, config)(r).is_file()
-                   for r in records)
+        folder = RunFolder(scores)
+        assert all(folder.video(r).is_file() and folder.reference(r).is_file() for r in folder.records())
     finally:
         os.chdir(cwd)
     cfg, ckpt = tiny_clip
     run_cli("-m", "eval.score", "--videos", "vids", "--prompts", "prompts.csv", "--out", "scores",
             "--clip-model", cfg, "--clip-pretrained", ckpt, cwd=tmp_path / "made")
-    assert {r["reference"] for r in read_results(scores / "results.jsonl")} == {"../vids/ref.mp4"}
-    _opens(scores, tmp_path)
+    assert {r.reference for r in RunFolder(scores).records()} == {"../vids/ref.mp4"}
+    opens(scores, ["a", "b"], tmp_path)
 
 
 def test_bounded_fields_have_intervals_within_their_range():
+    from eval.record import Record
     from eval.results import summarize
 
-    records = [{"method": "m", "case": "c", "prompt": f"p{i}", "seed": 0,
-                "metrics": {"clip_score": v, "oracle_motion": v / 2.5}, "spec_ids": {}}
+    records = [Record(f"m|c|p{i}|0", "m", f"p{i}", f"{i}.mp4", metrics={"clip_score": v, "oracle_motion": v / 2.5},
+                      case="c", seed=0)
                for i, v in enumerate([0.0, 0.0, 0.0, 2.4])]
     s = summarize(records).set_index("metric")
     assert s.loc["clip_score", "ci95_low"] == 0.0 and s.loc["oracle_motion", "ci95_low"] == 0.0

@@ -8,8 +8,8 @@ import pandas as pd
 from conftest import mini_with_tiny_clip, run_main
 from eval.rescore import PARTIAL
 from eval.rescore import main as rescore_main
-from eval.results import read_results
 from eval.run import main as run_main_cli
+from eval.rundir import RunFolder
 from eval.scoring import Scorer
 from test_run import _comparable, _precomputed
 
@@ -30,22 +30,22 @@ def test_rescoring_under_new_specs_matches_a_fresh_run_and_lets_the_folder_resum
     old, fresh = benchmark_dir / "old", benchmark_dir / "fresh"
     assert _run(bench, pre, old)[0] == 0
     assert _run(bench, pre, fresh, "--clip-frames", "4")[0] == 0
-    before = read_results(old / "results.jsonl")
+    before = RunFolder(old).records()
 
     code, _, err = _run(bench, pre, old, "--clip-frames", "4", capsys=capsys)
     assert code == 2 and f"python -m eval.rescore {old}" in err
 
     assert run_main(rescore_main, old, "--clip-frames", "4", capsys=capsys)[0] == 0
-    after = read_results(old / "results.jsonl")
-    assert [r["key"] for r in after] == [r["key"] for r in before]
-    assert _comparable(after) == _comparable(read_results(fresh / "results.jsonl"))
-    assert [r["timing"]["generate_s"] for r in after] == [r["timing"]["generate_s"] for r in before]
+    after = RunFolder(old).records()
+    assert [r.key for r in after] == [r.key for r in before]
+    assert _comparable(after) == _comparable(RunFolder(fresh).records())
+    assert [r.timing.generate_s for r in after] == [r.timing.generate_s for r in before]
     config, fresh_config = (json.loads((d / "run.json").read_text()) for d in (old, fresh))
     assert config["metric_spec_ids"] == fresh_config["metric_spec_ids"] and "rescored" in config
     pd.testing.assert_frame_equal(_metric_rows(old), _metric_rows(fresh))
     assert not (old / PARTIAL).exists()
     assert _run(bench, pre, old, "--clip-frames", "4")[0] == 0  # resumes now, with nothing left to do
-    assert _comparable(read_results(old / "results.jsonl")) == _comparable(after)
+    assert _comparable(RunFolder(old).records()) == _comparable(after)
 
 
 def test_an_interrupted_rescore_keeps_its_work_and_changes_nothing_until_done(benchmark_dir, tiny_clip,
@@ -64,19 +64,19 @@ def test_an_interrupted_rescore_keeps_its_work_and_changes_nothing_until_done(be
 
     monkeypatch.setattr(Scorer, "score_many", failing)
     assert run_main(rescore_main, out, "--clip-frames", "4", capsys=capsys)[0] == 130
-    assert len(read_results(out / PARTIAL)) == 3
+    assert len(RunFolder(out).records(PARTIAL)) == 3
     assert (out / "results.jsonl").read_text() == results and (out / "run.json").read_text() == run_json
     counted = []
     monkeypatch.setattr(Scorer, "score_many", lambda self, items: counted.append(1) or real(self, items))
     assert run_main(rescore_main, out, "--clip-frames", "4", capsys=capsys)[0] == 0
-    assert len(counted) == len(read_results(out / "results.jsonl")) - 3  # the three scored before are kept
+    assert len(counted) == len(RunFolder(out).records()) - 3  # the three scored before are kept
 
 
 def test_what_cannot_be_rescored_is_one_line(benchmark_dir, tiny_clip, capsys):
     bench, pre = mini_with_tiny_clip(benchmark_dir, tiny_clip), _precomputed(benchmark_dir / "pre")
     out = benchmark_dir / "run"
     assert _run(bench, pre, out, capsys=capsys)[0] == 0
-    video = out / read_results(out / "results.jsonl")[0]["video"]
+    video = out / RunFolder(out).records()[0].video
     video.unlink()
     code, _, err = run_main(rescore_main, out, capsys=capsys)
     assert code == 2 and err.count("\n") == 1 and f"{video}: the video of record" in err

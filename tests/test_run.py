@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO, mini_with_tiny_clip, moving_square, run_cli, run_main
 from eval.run import main as run_main_cli
 from eval.methods import slugify
-from eval.results import mean_ci95, read_results
+from eval.results import mean_ci95
+from eval.rundir import RunFolder
 from eval.video import Video, write_video
 
 
@@ -27,7 +28,7 @@ def _precomputed(root):
 
 def _comparable(records):
     """Records without what legitimately differs between runs (timings)."""
-    return sorted((json.dumps({k: v for k, v in r.items() if k != "timing"}, sort_keys=True) for r in records))
+    return sorted(json.dumps({k: v for k, v in r.to_json().items() if k != "timing"}, sort_keys=True) for r in records)
 
 
 def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
@@ -36,20 +37,20 @@ def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
     out = benchmark_dir / "run"
     proc = run_cli("-m", "eval.run", "--methods", f"reference,precomputed:{pre}", "--benchmark", bench,
                    "--out", out, "--seeds", "0,1")
-    records = read_results(out / "results.jsonl")
+    records = RunFolder(out).records()
     assert len(records) == 2 * 3 * 2
-    r = next(x for x in records if x["method"] == "reference" and x["case"] == "right")
-    assert (out / r["video"]).is_file() and r["video"].startswith("videos/reference/right/")
-    assert r["metrics"]["motion_trajectory_cos"] == pytest.approx(1.0, abs=1e-3)
-    assert set(r["spec_ids"]) == set(r["metrics"]) and "text_cos_per_frame" in r["details"]
+    r = next(x for x in records if x.method == "reference" and x.case == "right")
+    assert (out / r.video).is_file() and r.video.startswith("videos/reference/right/")
+    assert r.metrics["motion_trajectory_cos"] == pytest.approx(1.0, abs=1e-3)
+    assert set(r.spec_ids) == set(r.metrics) and "text_cos_per_frame" in r.details
     run = json.loads((out / "run.json").read_text())
     assert run["metric_specs"]["clip"]["model"] == "tiny-clip" and "torch" in run["versions"]
     summary = pd.read_csv(out / "summary.csv")
     row = summary[(summary.method == "precomputed-pre") & (summary.metric == "text_alignment")].iloc[0]
     by_prompt = {}  # the interval is over target prompts, each the mean of its two seeds
     for x in records:
-        if x["method"] == "precomputed-pre":
-            by_prompt.setdefault((x["case"], x["prompt"]), []).append(x["metrics"]["text_alignment"])
+        if x.method == "precomputed-pre":
+            by_prompt.setdefault((x.case, x.prompt), []).append(x.metrics["text_alignment"])
     mean, lo, hi, _ = mean_ci95([sum(v) / len(v) for v in by_prompt.values()])
     assert (row.n, row.n_units, row["mean"], row.ci95_low, row.ci95_high) == \
         pytest.approx((6, 3, mean, lo, hi), rel=1e-5)
@@ -57,7 +58,7 @@ def test_run_writes_the_run_directory(benchmark_dir, tiny_clip):
     assert f"python -m eval.compare {out} --methods reference,precomputed-pre" in proc.stdout
     again = run_cli("-m", "eval.run", "--methods", f"reference,precomputed:{pre}", "--benchmark", bench,
                     "--out", out, "--seeds", "0,1")
-    assert "0/0" not in again.stderr and len(read_results(out / "results.jsonl")) == 12  # all skipped
+    assert "0/0" not in again.stderr and len(RunFolder(out).records()) == 12  # all skipped
 
 
 def test_kill_9_loses_nothing_and_resume_matches_uninterrupted(benchmark_dir, tiny_clip):
@@ -68,16 +69,16 @@ def test_kill_9_loses_nothing_and_resume_matches_uninterrupted(benchmark_dir, ti
     proc = subprocess.Popen([sys.executable, REPO / "tests" / "helpers_slow_method.py", *args, "--out", out],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while len(read_results(out / "results.jsonl")) < 2 and time.time() < deadline:
+    while len(RunFolder(out).records()) < 2 and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = read_results(out / "results.jsonl")
+    partial = RunFolder(out).records()
     assert 2 <= len(partial) < 9 and not (out / "summary.csv").exists()
     run_cli(REPO / "tests" / "helpers_slow_method.py", *args, "--out", out)
-    resumed = read_results(out / "results.jsonl")
-    assert _comparable(resumed) == _comparable(read_results(benchmark_dir / "full" / "results.jsonl"))
-    assert [r["key"] for r in resumed[:len(partial)]] == [r["key"] for r in partial]  # kept, not redone
+    resumed = RunFolder(out).records()
+    assert _comparable(resumed) == _comparable(RunFolder(benchmark_dir / "full").records())
+    assert [r.key for r in resumed[:len(partial)]] == [r.key for r in partial]  # kept, not redone
 
 
 @pytest.mark.parametrize("launcher", ["torchrun", "jobs"])
@@ -92,11 +93,11 @@ def test_two_processes_give_the_same_results_as_one(benchmark_dir, tiny_clip, la
     else:
         proc = run_cli("-m", "eval.run", *args, "--out", benchmark_dir / "two", "--jobs", "2")
         assert "2 worker processes" in proc.stderr and "text_alignment" in proc.stdout
-    one = read_results(benchmark_dir / "one" / "results.jsonl")
-    two = read_results(benchmark_dir / "two" / "results.jsonl")
-    assert [r["key"] for r in one] == [r["key"] for r in two]
+    one = RunFolder(benchmark_dir / "one").records()
+    two = RunFolder(benchmark_dir / "two").records()
+    assert [r.key for r in one] == [r.key for r in two]
     for a, b in zip(one, two):
-        assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-6)
+        assert a.metrics == pytest.approx(b.metrics, abs=1e-6)
     assert not list((benchmark_dir / "two").glob("results.rank*.jsonl"))
     assert json.loads((benchmark_dir / "two" / "run.json").read_text())["world_size"] == 2
     s1, s2 = (pd.read_csv(benchmark_dir / d / "summary.csv") for d in ("one", "two"))
@@ -139,22 +140,24 @@ def test_a_method_rerun_with_other_settings_is_refused(tmp_path):
         return {"benchmark": {"name": "b"}, "metric_specs": {}, "seeds": seeds, "created": "now",
                 "methods": {"vmc": {"name": "vmc", "settings": {"inverted_keyframe_guidance": guidance}}}}
 
-    write_run_json(tmp_path, config(12.0, [0]))
-    write_run_json(tmp_path, config(6.0, [0]))  # nothing made yet: the settings may still change
-    write_run_json(tmp_path, config(12.0, [0]))
+    folder = RunFolder(tmp_path)
+    write_run_json(folder, config(12.0, [0]))
+    write_run_json(folder, config(6.0, [0]))  # nothing made yet: the settings may still change
+    write_run_json(folder, config(12.0, [0]))
     (tmp_path / "videos" / "vmc" / "right").mkdir(parents=True)
     (tmp_path / "videos" / "vmc" / "right" / "a__s0.mp4").write_bytes(b"a video")
-    write_run_json(tmp_path, config(12.0, [1]))  # same settings: more seeds merge in
+    write_run_json(folder, config(12.0, [1]))  # same settings: more seeds merge in
     assert json.loads((tmp_path / "run.json").read_text())["seeds"] == [0, 1]
     with pytest.raises(UserError, match=r"method vmc was run here with other settings \(settings changed\)"):
-        write_run_json(tmp_path, config(3.0, [0]))
+        write_run_json(folder, config(3.0, [0]))
 
 
 def test_corrupt_results_file_is_one_line(benchmark_dir, tiny_clip, capsys):
     bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     out = benchmark_dir / "run"
     out.mkdir()
-    (out / "results.jsonl").write_text('{"key": "a"}\nnot json\n{"key": "b"}\n')
+    record = '{"key": "%s", "method": "m", "prompt": "p", "video": "v.mp4"}\n'
+    (out / "results.jsonl").write_text(record % "a" + "not json\n" + record % "b")
     code, _, err = run_main(run_main_cli, "--methods", "reference", "--benchmark", bench, "--out", out, capsys=capsys)
     assert code == 2 and "results.jsonl: line 2 is not valid JSON" in err.strip().splitlines()[-1]
 

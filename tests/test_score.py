@@ -5,7 +5,7 @@ import pytest
 
 from conftest import moving_square, run_cli, run_main
 from eval.score import main as score_main
-from eval.results import read_results
+from eval.rundir import RunFolder
 from eval.video import Video, write_video
 
 
@@ -33,9 +33,9 @@ def test_scores_a_folder_and_agrees_with_in_process_scoring(tmp_path, tiny_clip)
     out = tmp_path / "scores"
     run_cli("-m", "eval.score", "--videos", videos, "--prompts", prompts, "--out", out, "--workers", "2",
             "--batch-size", "12", *_clip_args(tiny_clip))
-    records = read_results(out / "results.jsonl")
-    assert [r["video"] for r in records] == [f"v{i}.mp4" for i in range(5)]
-    assert records[0]["metrics"]["motion_trajectory_cos"] > 0.9 and records[0]["method"] == "outputs"
+    records = RunFolder(out).records()
+    assert [r.video for r in records] == [f"v{i}.mp4" for i in range(5)]
+    assert records[0].metrics["motion_trajectory_cos"] > 0.9 and records[0].method == "outputs"
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary.metric) >= {"text_alignment", "clip_score", "temporal_consistency", "motion_epe"}
 
@@ -47,9 +47,9 @@ def test_scores_a_folder_and_agrees_with_in_process_scoring(tmp_path, tiny_clip)
     scorer = Scorer([ClipMetric(str(cfg), str(ckpt), device="cpu"), MotionMetric(), TrackMotionMetric()])
     ref = read_video(tmp_path / "ref.mp4").frames
     direct = scorer.score_many([Sample(read_video(videos / "v3.mp4").frames, "a square number 3", ref)])[0]
-    assert records[3]["undefined"] == direct["undefined"]
+    assert records[3].undefined == direct["undefined"]
     defined = {k: v for k, v in direct["metrics"].items() if v is not None}
-    assert {k: v for k, v in records[3]["metrics"].items() if v is not None} == \
+    assert {k: v for k, v in records[3].metrics.items() if v is not None} == \
         pytest.approx(defined, rel=1e-6, abs=1e-5)  # ×100 fields: 1e-7 × 100
 
 
@@ -58,11 +58,11 @@ def test_rerun_skips_scored_videos(tmp_path, tiny_clip):
     out = tmp_path / "scores"
     args = ["--videos", videos, "--prompts", prompts, "--out", out, "--workers", "0", *_clip_args(tiny_clip)]
     assert run_main(score_main, *args)[0] == 0
-    first = read_results(out / "results.jsonl")
+    first = RunFolder(out).records()
     assert run_main(score_main, *args)[0] == 0
-    assert read_results(out / "results.jsonl") == first
+    assert RunFolder(out).records() == first
     code = run_main(score_main, *args, "--clip-frames", "2")[0]
-    assert code == 2 and read_results(out / "results.jsonl") == first  # other settings: refused, untouched
+    assert code == 2 and RunFolder(out).records() == first  # other settings: refused, untouched
 
 
 @pytest.mark.parametrize("breakage,message", [

@@ -13,8 +13,8 @@ from statsmodels.stats.proportion import proportion_confint
 from conftest import run_main, shapes_subset
 from eval.manifest import load_benchmark
 from eval.metrics import Sample
-from eval.results import read_results
 from eval.run import main as run_main_cli
+from eval.rundir import RunFolder
 from eval.shapes.make_benchmark import build
 from eval.shapes.world import MOTIONS, parse_caption
 from eval.shapes.train_clip import CHECKPOINT
@@ -172,9 +172,9 @@ def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):
     args = ["--methods", f"vmc:{fast},tav:{fast},t2v:{fast},inversion:{fast}", "--benchmark", bench, "--out", out,
             "--device", "cpu"]
     assert run_main(run_main_cli, *args)[0] == 0
-    records = read_results(out / "results.jsonl")
+    records = RunFolder(out).records()
     assert len(records) == 12
-    trained = {r["method"]: r["protocol"]["trained_parameters"] for r in records}
+    trained = {r.method: r.protocol["trained_parameters"] for r in records}
     assert trained["t2v-shapes"] == trained["inversion-shapes"] == 0
     assert 0 < trained["vmc-shapes"] < trained["tav-shapes"]  # tav adds the spatial queries and all temporal attention
     import pandas as pd
@@ -184,8 +184,8 @@ def test_eval_run_vmc_tav_t2v_inversion_on_the_shapes_benchmark(tmp_path):
     assert facts["vmc-shapes"] == trained["vmc-shapes"]
     assert set(summary.metric) >= {"protocol.train_s", "protocol.generate_s", "oracle_motion"}
     for r in records:
-        assert r["num_frames"] == 15 and r["size"] == [32, 32]
-        assert {"oracle_appearance", "oracle_motion", "text_alignment"} <= set(r["metrics"])
+        assert r.num_frames == 15 and r.size == [32, 32]
+        assert {"oracle_appearance", "oracle_motion", "text_alignment"} <= set(r.metrics)
     tav = json.loads(next((out / "cache").glob("tav-shapes/zigzag_left/*/adapter.json")).read_text())
     assert tav["rule"] == "tav" and tav["loss"] == "eps_mse" and tav["method"] == "tav"
     inversion = out / "cache" / "inversion-shapes" / "zigzag_left"

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import load_records
+from dashboard.data import load_table
 from eval.metrics import field_info
 from dashboard.views.leaderboard import method_label, shown_frames
 
@@ -71,7 +71,7 @@ def render(runs, studies):
     frames = []
     several = len(runs) > 1
     for run in runs:
-        records, _ = load_records(run.path)
+        records = load_table(run.path)
         if f"metric.{name}" in records:
             frames.append(pd.DataFrame({"method": [method_label(run, m, several) for m in records["method"]],
                                         "case": records["case"], "value": records[f"metric.{name}"]}))

@@ -70,8 +70,9 @@ def render(runs, studies):
     choice = st.selectbox("Video", list(options))
     r = rows.loc[options[choice]]
     run = next(x for x in runs if x.name == r["run"])
-    path = video_path(run.path, r)
-    ref = reference_path(run.path, r)
+    record = load_records(run.path)[r["key"]]
+    path = video_path(run.path, record)
+    ref = reference_path(run.path, record)
     c1, c2, c3 = st.columns([1, 1, 2])
     with c1:
         st.html(video_html(path, "output"))
@@ -88,7 +89,7 @@ def render(runs, studies):
         st.image(frame_strip(str(path), path.stat().st_mtime), width=110)
     else:
         st.warning(f"{path}: missing")
-    details = load_records(run.path)[1].get(r["key"], {})
+    details = record.details
     left, right = st.columns(2)
     with left:
         st.subheader("Text alignment per frame")

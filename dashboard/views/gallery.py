@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard.data import load_records, reference_path, video_path
+from dashboard.data import load_records, load_table, reference_path, video_path
 from dashboard.media import video_html
 
 GROUPS_PER_PAGE = 6
@@ -18,7 +18,7 @@ GROUPS_PER_PAGE = 6
 def gallery_rows(runs) -> pd.DataFrame:
     frames = []
     for run in runs:
-        records, _ = load_records(run.path)
+        records = load_table(run.path)
         if not records.empty:
             frames.append(records.assign(run=run.name, label=[f"{run.name}/{m}" if len(runs) > 1 else m
                                                               for m in records["method"]]))
@@ -51,7 +51,8 @@ def render(runs, studies):
         st.markdown(f"**{case}** · seed {seed} · {prompt}")
         cols = st.columns(len(labels) + 1)
         first = g.iloc[0]
-        ref = reference_path(run_by_name[first["run"]].path, first)
+        run = run_by_name[first["run"]].path
+        ref = reference_path(run, load_records(run)[first["key"]])
         with cols[0]:
             if ref is not None and ref.is_file():
                 st.html(video_html(ref, "reference"))
@@ -64,4 +65,5 @@ def render(runs, studies):
                     st.caption(f"{label}: no video")
                 else:
                     r = sel.iloc[0]
-                    st.html(video_html(video_path(run_by_name[r["run"]].path, r), label))
+                    run = run_by_name[r["run"]].path
+                    st.html(video_html(video_path(run, load_records(run)[r["key"]]), label))

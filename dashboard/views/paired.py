@@ -4,8 +4,6 @@ comparisons. The leaderboard's unpaired intervals carry the between-prompt sprea
 
 from __future__ import annotations
 
-import math
-
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -15,27 +13,13 @@ from eval.compare import compare
 from eval.results import UNITS
 
 
-def _present(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def as_records(flat: pd.DataFrame) -> list[dict]:
-    """The dashboard's flat records back in results.jsonl's shape (what eval.compare reads)."""
-    metrics = [c[len("metric."):] for c in flat.columns if c.startswith("metric.")]
-    return [{"method": row["method"], "case": row["case"], "prompt": row["prompt"], "seed": row["seed"],
-             "reference": row["reference"],
-             "metrics": {m: row[f"metric.{m}"] for m in metrics if _present(row[f"metric.{m}"])},
-             "spec_ids": {m: row[f"spec.{m}"] for m in metrics if _present(row.get(f"spec.{m}"))}}
-            for row in flat.to_dict("records")]
-
-
 def render(runs, studies):
     if not runs:
         return
     run = runs[0] if len(runs) == 1 else next(r for r in runs if r.name == st.selectbox(
         "Run", [r.name for r in runs], help="paired comparisons are within one run"))
-    flat, _ = load_records(run.path)
-    methods = list(dict.fromkeys(flat["method"])) if len(flat) else []
+    records = list(load_records(run.path).values())
+    methods = list(dict.fromkeys(r.method for r in records))
     if len(methods) < 2:
         st.info(f"Run `{run.name}` has fewer than two methods: nothing to pair.")
         return
@@ -47,8 +31,7 @@ def render(runs, studies):
     if not others:
         st.info("Pick at least one method to compare with.")
         return
-    records = as_records(flat)
-    metrics = sorted({m for r in records for m in r["metrics"]}, key=metric_sort_key)
+    metrics = sorted({m for r in records for m in r.metrics}, key=metric_sort_key)
     table = compare(records, a, others, metrics, unit, by_case)
     table = table[table["n"] > 0]
     st.dataframe(table, width="stretch", hide_index=True,
