@@ -8,9 +8,10 @@ the gain of the training.
 
 from __future__ import annotations
 
-from vmc.method import VMCMethod
+from vmc.families.tuning import TuningMethod
 
 
-class InversionMethod(VMCMethod):
+class InversionMethod(TuningMethod):
     name = "inversion"
+    settings_key = "vmc"
     trains = False

@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vmc.families.tuning import TuningMethod
 from vmc.losses import appearance_debiased_loss
-from vmc.method import VMCMethod
-from vmc.models.lora import inject_dual_lora, set_lora_path
+from vmc.models.lora import inject_dual_lora, lora_names, set_lora_path
 from vmc.prediction import as_epsilon
 from vmc.progress import inner_bar
 
@@ -85,52 +85,24 @@ def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_schedul
     return {"history": history, "trained": sorted(names["spatial"] + names["temporal"])}
 
 
-class MDMethod(VMCMethod):
+class MDMethod(TuningMethod):
     name = "md"
     settings_key = "md"
     defaults = {"loss": "appearance_debiased", "rule": "lora", "lr": 5e-4, "steps": 150}
     default_inversion_steps = 50
-    own_settings = ("rank", "noise_prior")
+    own_settings = {"rank": 32, "noise_prior": 0.0}
+    start = "prior"
 
-    @property
-    def rank(self) -> int:
-        return int(self.overrides.get("rank", 32))
+    def extra_meta(self, settings) -> dict:
+        return {"lora": {"paths": ["spatial", "temporal"], "inference": ["temporal"]}}
 
-    @property
-    def noise_prior(self) -> float:
-        p = float(self.overrides.get("noise_prior", 0.0))
-        if not 0.0 <= p <= 1.0:
-            from eval.errors import UserError
-
-            raise UserError(f"md noise_prior must be in [0, 1], got {p}")
-        return p
-
-    @property
-    def inverts(self) -> bool:
-        return self.noise_prior > 0
-
-    def info(self) -> dict:
-        return {**super().info(), "rank": self.rank, "noise_prior": self.noise_prior}
-
-    def extra_meta(self) -> dict:
-        return {"lora": {"rank": self.rank, "paths": ["spatial", "temporal"], "inference": ["temporal"],
-                         "noise_prior": self.noise_prior}}
-
-    def prepare_unet(self, unet):
+    def prepare_unet(self, unet, settings):
         with torch.random.fork_rng():
             torch.manual_seed(self.train_config().seed)  # reproducible LoRA A initialisation
-            self._names = inject_dual_lora(unet, self.rank)
-        return unet
+            inject_dual_lora(unet, settings["rank"])
 
-    def inference_unet(self, unet):
+    def inference_unet(self, unet, settings):
         set_lora_path(unet, "spatial", False)
-        return unet
 
-    def run_training(self, unet, video, text, noise_scheduler, config) -> dict:
-        return train_dual_path(unet, video, text, noise_scheduler, config, self._names)
-
-    def generate(self, state, prompt: str, seed: int):
-        from vmc.inversion import prior_noise
-
-        init = None if state["inverted"] is None else prior_noise(state["inverted"], self.noise_prior, seed)
-        return self._video(self.cascade.run(prompt, seed, init_latents=init, keyframe_unet=state["unet"]))
+    def train(self, unet, video, text, noise_scheduler, config) -> dict:
+        return train_dual_path(unet, video, text, noise_scheduler, config, lora_names(unet))

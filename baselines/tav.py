@@ -17,17 +17,18 @@ other method (same sampler and steps), starting the keyframes from the inversion
 
 from __future__ import annotations
 
-from vmc.method import VMCMethod
+from vmc.families.tuning import TuningMethod
 from vmc.models.sparse_causal import enable_sparse_causal
 
 
-class TAVMethod(VMCMethod):
+class TAVMethod(TuningMethod):
     name = "tav"
     settings_key = "tav"
     defaults = {"loss": "eps_mse", "rule": "tav", "lr": 3e-5, "steps": 500}
     default_inversion_steps = 50
-    attention = "sparse-causal"
 
-    def prepare_unet(self, unet):
+    def prepare_unet(self, unet, settings):
         enable_sparse_causal(unet)
-        return unet
+
+    def extra_meta(self, settings) -> dict:
+        return {"attention": "sparse-causal"}

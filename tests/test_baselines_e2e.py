@@ -5,8 +5,8 @@ import json
 import shutil
 
 from conftest import REPO, run_main, shapes_subset
-from eval.results import read_results
 from eval.run import main as run_main_cli
+from eval.rundir import RunFolder
 
 METHODS = ["vmc", "tav", "md", "inversion", "t2v"]
 
@@ -24,12 +24,12 @@ def test_all_native_methods_on_shapes(tmp_path):
     out = tmp_path / "run"
     specs = ",".join(f"{m}:{weights}" for m in METHODS)
     assert run_main(run_main_cli, "--methods", specs, "--benchmark", one, "--out", out, "--device", "cpu")[0] == 0
-    records = {r["method"].removesuffix("-shapes"): r for r in read_results(out / "results.jsonl")}
+    records = {r.method.removesuffix("-shapes"): r for r in RunFolder(out).records()}
     assert sorted(records) == sorted(METHODS)
     for name, r in records.items():
-        assert r["num_frames"] == 15 and r["size"] == [32, 32], name
-        assert r["metrics"]["oracle_motion"] is not None or "oracle_motion" in r["undefined"]
-    trained = {m: records[m]["protocol"]["trained_parameters"] for m in METHODS}
+        assert r.num_frames == 15 and r.size == [32, 32], name
+        assert r.metrics["oracle_motion"] is not None or "oracle_motion" in r.undefined
+    trained = {m: records[m].protocol["trained_parameters"] for m in METHODS}
     assert trained["inversion"] == trained["t2v"] == 0 and all(trained[m] > 0 for m in ("vmc", "tav", "md"))
     assert trained["tav"] > trained["vmc"]  # tav adds the spatial queries and the rest of the temporal attention
     summary = (out / "summary.csv").read_text()

@@ -36,6 +36,26 @@ def test_inversion_is_the_inverse_of_ddim_sampling(schedule):
     torch.testing.assert_close(x, video, rtol=1e-5, atol=1e-5)  # diffusers keeps ᾱ in float32
 
 
+def test_inversion_through_given_levels_keeps_each_and_is_undone_by_ddim_along_them():
+    """timesteps=: the levels a sampler visits (here DPM-Solver's linspace ones), each kept in `keep`."""
+    video = torch.rand(1, 3, 4, 6, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    unet = TimeOnlyEps(video.shape)
+    sched = inversion_scheduler("base", load_config("show1-base-scheduler"))
+    levels = [999, 749, 500, 250, 7]
+    kept = {}
+    noise = ddim_invert(unet, video, torch.zeros(1, 1, 1), sched, timesteps=levels, keep=kept, progress=False)
+    assert sorted(kept) == sorted(levels) and torch.equal(kept[999], noise)
+    alphas = sched.alphas_cumprod.double()
+    x = noise
+    for t, prev in zip(levels, [*levels[1:], None]):  # DDIM along the same levels, down to the clean video
+        eps = unet(x, t, None).sample[:, :3]
+        a_prev = alphas[prev] if prev is not None else sched.final_alpha_cumprod.double()
+        x = a_prev.sqrt() * (x - (1 - alphas[t]).sqrt() * eps) / alphas[t].sqrt() + (1 - a_prev).sqrt() * eps
+        if prev is not None:
+            torch.testing.assert_close(x, kept[prev])
+    torch.testing.assert_close(x, video)
+
+
 def test_schedules():
     base = inversion_scheduler("base", load_config("show1-base-scheduler"))
     sd15 = inversion_scheduler("sd15", load_config("show1-base-scheduler"))

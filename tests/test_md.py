@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from conftest import run_cli, run_main
-from eval.results import read_results
 from eval.run import main as run_main_cli
+from eval.rundir import RunFolder
 from test_vmc_method import _fast_tiny
 from unet_reference import tiny_configs
 from vmc.losses import appearance_debiased_loss
@@ -112,14 +112,15 @@ def test_md_end_to_end_and_lora_round_trip(benchmark_dir, tiny_clip, tmp_path):
     out = tmp_path / "run"
     assert run_main(run_main_cli, "--methods", f"md:{tiny}", "--benchmark", benchmark_dir / "one.yaml", "--out", out,
                     "--device", "cpu")[0] == 0
-    record = read_results(out / "results.jsonl")[0]
-    assert record["method"] == "md-tiny" and record["protocol"]["trained_parameters"] > 0
+    record = RunFolder(out).records()[0]
+    assert record.method == "md-tiny" and record.protocol["trained_parameters"] > 0
     folder = next((out / "cache").glob("md-tiny/down/*/adapter.json")).parent
     info = json.loads((folder / "adapter.json").read_text())
-    assert info["lora"] == {"rank": 4, "paths": ["spatial", "temporal"], "inference": ["temporal"], "noise_prior": 0.5}
+    assert info["lora"] == {"paths": ["spatial", "temporal"], "inference": ["temporal"]}
+    assert info["settings"] == {"rank": 4, "noise_prior": 0.5}
     assert all(".lora_" in n for n in info["tensors"]) and len(info["loss_history"]) == 2
     # the saved LoRA drives vmc.generate on its own (temporal path only, noise prior from inverted.safetensors)
     gen = tmp_path / "gen.mp4"
-    run_cli("-m", "vmc.generate", "--adapter", folder, "--backbone", tiny, "--prompt", record["prompt"], "--seed", "0",
+    run_cli("-m", "vmc.generate", "--adapter", folder, "--backbone", tiny, "--prompt", record.prompt, "--seed", "0",
             "--stages", "keyframes", "--out", gen, "--device", "cpu")
     assert gen.stat().st_size > 0

@@ -5,8 +5,8 @@ import json
 import yaml
 
 from conftest import run_main
-from eval.results import read_results
 from eval.run import main as run_main_cli
+from eval.rundir import RunFolder
 
 
 def _fast_tiny(tmp_path):
@@ -31,11 +31,11 @@ def test_vmc_t2v_and_reference_run_end_to_end(benchmark_dir, tiny_clip, tmp_path
     args = ["--methods", f"vmc:{tiny},vmc-eps:{tiny},t2v:{tiny},reference", "--benchmark",
             benchmark_dir / "one.yaml", "--out", out, "--device", "cpu"]
     assert run_main(run_main_cli, *args)[0] == 0
-    records = read_results(out / "results.jsonl")
-    assert [r["method"] for r in records] == ["vmc-tiny", "vmc-eps-tiny", "t2v-tiny", "reference"]
+    records = RunFolder(out).records()
+    assert [r.method for r in records] == ["vmc-tiny", "vmc-eps-tiny", "t2v-tiny", "reference"]
     for r in records[:3]:
-        assert r["num_frames"] == 29 and r["size"] == [128, 192]
-        assert r["metrics"]["text_alignment"] is not None
+        assert r.num_frames == 29 and r.size == [128, 192]
+        assert r.metrics["text_alignment"] is not None
     adapters = list((out / "cache").glob("vmc-tiny/down/*/adapter.json"))
     assert len(adapters) == 1
     info = json.loads(adapters[0].read_text())

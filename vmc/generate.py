@@ -1,9 +1,9 @@
 """python -m vmc.generate [--backbone show1|tiny|DIR | --adapter DIR] --prompt "…" [--stages …] --seed S --out x.mp4
 
 Text-to-video with the Show-1 cascade (every stage's official defaults). With --adapter (a folder written by
-vmc.train or eval.run) the keyframe UNet carries the adapter and sampling starts from the reference clip's
-DDIM inversion: the reference motion in the prompt's appearance. --save-stages also writes each
-intermediate stage as x.<stage>.mp4.
+vmc.train or eval.run) the method that made it, which adapter.json names, rebuilds its adapted keyframe UNet,
+and sampling starts where that method starts (for vmc, the reference clip's DDIM inversion): the reference
+motion in the prompt's appearance. --save-stages also writes each intermediate stage as x.<stage>.mp4.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m vmc.generate", description=__doc__.split("\n\n")[1])
     p.add_argument("--backbone", default=None, help="shapes, show1, tiny, a cascade directory or a copy of "
                    "show-1-base (default: the adapter's, else show1)")
-    p.add_argument("--adapter", type=Path, default=None, help="a VMC adapter folder (adapter.json, "
-                   "adapter.safetensors, inverted.safetensors)")
+    p.add_argument("--adapter", type=Path, default=None, help="an adapter folder of a tuning method "
+                   "(adapter.json, adapter.safetensors and, for an inverted start, inverted.safetensors)")
     p.add_argument("--prompt", required=True)
     p.add_argument("--stages", default=None, help=f"comma-separated from {','.join(STAGES)}, up to the last one "
                    "wanted (default: every stage the backbone has)")
@@ -51,6 +51,20 @@ def apply_overrides(settings: CascadeSettings, pairs: list[str]) -> CascadeSetti
     return dataclasses.replace(settings, **changes)
 
 
+def adapter_method(folder: Path, backbone: str | None, device: str | None):
+    """The method that made the adapter in `folder` (adapter.json names it), on `backbone` (default: the
+    adapter's): its family rebuilds the adapted UNet."""
+    from eval.methods import create_method
+    from vmc.adapter import read_adapter_info
+    from vmc.families.tuning import TuningMethod
+
+    info = read_adapter_info(folder)
+    method = create_method(f"{info.get('method', '?')}:{backbone or info.get('backbone', 'show1')}", device)
+    if not isinstance(method, TuningMethod):
+        raise UserError(f"{folder}: made by {method.name}, which does not tune the UNet")
+    return method
+
+
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
@@ -65,46 +79,19 @@ def main(argv=None):
     from vmc.backbones import resolve_backbone
     from vmc.pipelines.cascade import Show1Cascade, to_uint8
 
-    info = None
-    if args.adapter is not None:
-        from vmc.adapter import read_adapter_info
-
-        info = read_adapter_info(args.adapter)
-        lora = info.get("lora") or {}
-        if (not lora or lora.get("noise_prior", 0) > 0) and not (args.adapter / "inverted.safetensors").is_file():
-            raise UserError(f"{args.adapter}: inverted.safetensors is missing (the reference clip's inverted noise)")
-    backbone = resolve_backbone(args.backbone or (info or {}).get("backbone", "show1"))
-    backbone.settings = apply_overrides(backbone.settings, args.set)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    cascade = Show1Cascade(backbone, device)
-    if args.stages is None:
-        stages = list(backbone.stages)
-    if info is None:
-        outputs = cascade.run(args.prompt, args.seed, stages)
+    if args.adapter is None:
+        backbone = resolve_backbone(args.backbone or "show1")
+        backbone.settings = apply_overrides(backbone.settings, args.set)
+        cascade, start = Show1Cascade(backbone, args.device or ("cuda" if torch.cuda.is_available() else "cpu")), {}
     else:
-        from safetensors.torch import load_file
-
-        from vmc.adapter import load_adapter
-
-        unet = cascade.load_unet(backbone.base)
-        if info.get("attention") == "sparse-causal":  # adapted with Tune-A-Video's attention
-            from vmc.models.sparse_causal import enable_sparse_causal
-
-            enable_sparse_causal(unet)
-        if lora:  # MotionDirector's dual-path LoRA: generate with the temporal path only
-            from vmc.models.lora import inject_dual_lora, set_lora_path
-
-            inject_dual_lora(unet, lora["rank"])
-        load_adapter(args.adapter, unet)
-        noise = None
-        if (args.adapter / "inverted.safetensors").is_file():
-            noise = load_file(str(args.adapter / "inverted.safetensors"))["noise"].to(device)
-        if lora:
-            from vmc.inversion import prior_noise
-
-            set_lora_path(unet, "spatial", False)
-            noise = prior_noise(noise, lora["noise_prior"], args.seed) if lora.get("noise_prior", 0) > 0 else None
-        outputs = cascade.run(args.prompt, args.seed, stages, init_latents=noise, keyframe_unet=unet)
+        method = adapter_method(args.adapter, args.backbone, args.device)
+        method.backbone.settings = apply_overrides(method.backbone.settings, args.set)
+        state = method.reload(args.adapter)
+        cascade = method.cascade
+        start = {"init_latents": method.start_latents(state, args.seed), "keyframe_unet": state["unet"]}
+    if args.stages is None:
+        stages = list(cascade.backbone.stages)
+    outputs = cascade.run(args.prompt, args.seed, stages, **start)
     last = list(outputs)[-1]
     for stage, video in outputs.items():
         if stage == last or args.save_stages:

@@ -37,21 +37,32 @@ def inversion_scheduler(schedule: str, base_config: dict) -> DDIMScheduler:
 
 @torch.no_grad()
 def ddim_invert(unet, video: torch.Tensor, text_embeds: torch.Tensor, scheduler: DDIMScheduler,
-                num_steps: int = 75, progress: bool = True) -> torch.Tensor:
-    """video (B, 3, F, H, W) in [-1, 1] → the noise it maps to at the top of the schedule."""
-    scheduler.set_timesteps(num_steps)
-    stride = scheduler.config.num_train_timesteps // num_steps
+                num_steps: int = 75, progress: bool = True, timesteps=None, keep: dict | None = None) -> torch.Tensor:
+    """video (B, 3, F, H, W) in [-1, 1] → the noise it maps to at the top of the schedule.
+
+    `timesteps` replaces the scheduler's `num_steps` levels with these (e.g. a sampler's own, so that a method
+    guided by the reference at each sampling step finds the reference at exactly that noise level); `keep`, a
+    dict, receives the sample reached at each level {t: x_t} (as the official MotionClone and DMT code keep them).
+    """
+    if timesteps is None:
+        scheduler.set_timesteps(num_steps)
+        stride = scheduler.config.num_train_timesteps // num_steps
+        levels = [int(t) for t in scheduler.timesteps.flip(0)]
+        previous = [min(t - stride, 999) for t in levels]
+    else:
+        levels = sorted({int(t) for t in timesteps})
+        previous = [-1, *levels[:-1]]
     alphas = scheduler.alphas_cumprod.to(torch.float64)
     x = video.to(unet.dtype)
     text = text_embeds.to(unet.dtype)
-    for t in inner_bar(scheduler.timesteps.flip(0), "ddim inversion", progress):
-        t = int(t)
+    for t, prev in inner_bar(list(zip(levels, previous)), "ddim inversion", progress):
         eps = as_epsilon(unet(x, t, text).sample.double(), x.double(), alphas[t], scheduler.config.prediction_type)
-        prev = min(t - stride, 999)
         a_prev = alphas[prev] if prev >= 0 else scheduler.final_alpha_cumprod.double()
         a_t = alphas[t]
         x0 = (x.double() - (1 - a_prev).sqrt() * eps) / a_prev.sqrt()
         x = (a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps).to(unet.dtype)
+        if keep is not None:
+            keep[t] = x
     return x
 
 

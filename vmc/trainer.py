@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vmc.losses import motion_distillation_loss
+from vmc.losses import appearance_debiased_loss, motion_distillation_loss
 from vmc.models.checkpointing import check_mode, set_gradient_checkpointing
 from vmc.parameters import select_parameters
 from vmc.prediction import as_epsilon
@@ -27,7 +27,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 1e-2
     eps: float = 1e-8
-    max_grad_norm: float = 1.0
+    max_grad_norm: float | None = 1.0  # None: no clipping (MotionInversion's official loop)
     seed: int = 12345
     loss: str = "cosine"
     rule: str = "qkv"
@@ -75,13 +75,19 @@ def _step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alp
     with torch.autocast(video.device.type, dtype=amp or torch.float32, enabled=amp is not None):
         pred = unet(noisy, t, text).sample
     pred = as_epsilon(pred.float(), noisy, alphas[t], noise_scheduler.config.prediction_type)
-    loss = motion_distillation_loss(pred, noise, config.loss, noisy=noisy, clean=video, alphas_cumprod_t=alphas[t])
+    if config.loss == "appearance_debiased":  # its anchor frame, drawn anew each step
+        anchor = int(torch.randint(0, video.shape[2], (1,), generator=g, device=video.device))
+        loss = appearance_debiased_loss(pred, noise, anchor)
+    else:
+        loss = motion_distillation_loss(pred, noise, config.loss, noisy=noisy, clean=video,
+                                        alphas_cumprod_t=alphas[t])
     if scaler:
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
     else:
         loss.backward()
-    torch.nn.utils.clip_grad_norm_(selected.values(), config.max_grad_norm)
+    if config.max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(selected.values(), config.max_grad_norm)
     if scaler:
         scaler.step(opt)
         scaler.update()
@@ -92,12 +98,16 @@ def _step(unet, opt, scaler, amp, selected, noise_scheduler, video, text, t, alp
 
 
 def train_motion(unet, video: torch.Tensor, text_embeds: torch.Tensor, noise_scheduler, config: TrainConfig,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, parameters: dict[str, nn.Parameter] | None = None) -> dict:
     """video (1, 3, F, H, W) in [-1, 1]; text_embeds (1, L, D) of the training prompt; noise_scheduler: the
     base model's training noise schedule (add_noise; its prediction_type says what the UNet outputs, converted
-    to ε for the loss). Returns {"history": [loss per step], "trained": names}."""
+    to ε for the loss); parameters: {name: parameter} to train (default: those config.rule selects), the rest
+    frozen. Returns {"history": [loss per step], "trained": names}."""
     device = next(unet.parameters()).device
-    selected = select_parameters(unet, config.rule)
+    selected = select_parameters(unet, config.rule) if parameters is None else parameters
+    unet.requires_grad_(False)
+    for p in selected.values():
+        p.requires_grad_(True)
     amp = _autocast_dtype(config, device)
     store_weights(unet, selected, amp)
     set_gradient_checkpointing(unet, config.gradient_checkpointing)

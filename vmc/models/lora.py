@@ -32,12 +32,17 @@ def inject_dual_lora(unet: nn.Module, rank: int = 32, alpha: float | None = None
         if isinstance(module, LoraLayer):
             module.set_adapter(list(module.lora_A))
     unet.requires_grad_(False)
-    names = {path: sorted(n for n, _ in unet.named_parameters() if f".lora_A.{path}." in n or
-                          f".lora_B.{path}." in n) for path in PATHS}
+    names = lora_names(unet)
     for path, found in names.items():
         if not found:
             raise ValueError(f"no layer of {type(unet).__name__} matches the {path} LoRA targets")
     return names
+
+
+def lora_names(unet: nn.Module) -> dict[str, list[str]]:
+    """The LoRA parameter names of each path."""
+    return {path: sorted(n for n, _ in unet.named_parameters() if f".lora_A.{path}." in n or f".lora_B.{path}." in n)
+            for path in PATHS}
 
 
 def set_lora_path(unet: nn.Module, path: str, enabled: bool):

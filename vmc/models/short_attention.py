@@ -30,10 +30,13 @@ class ShortSequenceAttnProcessor:
 
         query = split(attn.to_q(hidden_states) * attn.scale)
         key, value = split(attn.to_k(context)), split(attn.to_v(context))
-        scores = query @ key.transpose(-1, -2)
-        weights = scores.to(torch.promote_types(scores.dtype, torch.float32)).softmax(-1).to(value.dtype)
+        weights = self.probabilities(query @ key.transpose(-1, -2)).to(value.dtype)
         out = (weights @ value).transpose(1, 2).reshape(n, s, -1)
         return attn.to_out[1](attn.to_out[0](out))
+
+    def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """(n, heads, queries, keys) attention probabilities, in fp32 or wider (vmc.models.features reads them)."""
+        return scores.to(torch.promote_types(scores.dtype, torch.float32)).softmax(-1)
 
 
 def supports_short_attention(attn: Attention) -> bool:

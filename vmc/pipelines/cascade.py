@@ -236,7 +236,7 @@ class Show1Cascade:
         return [self._embeds[p][None] for p in prompts]
 
     # stages ----------------------------------------------------------------------------------------------
-    def keyframes(self, prompt: str, seed: int, init_latents: torch.Tensor | None = None, unet=None):
+    def keyframes(self, prompt: str, seed: int, init_latents: torch.Tensor | None = None, unet=None, guidance=None):
         from vmc.pipelines.keyframes import KeyframeSampler
 
         s = self.settings
@@ -244,11 +244,12 @@ class Show1Cascade:
         own = unet is None
         unet = unet or self.stage_unet(self.backbone.base)
         sampler = KeyframeSampler(unet, self.load_scheduler(self.backbone.base))
-        guidance = s.keyframe_guidance
+        cfg = s.keyframe_guidance
         if init_latents is not None and s.inverted_keyframe_guidance is not None:
-            guidance = s.inverted_keyframe_guidance
-        out = sampler(text, negative, s.num_frames, s.height, s.width, s.keyframe_steps, guidance,
-                      generator=torch.Generator(self.device).manual_seed(seed), init_latents=init_latents)
+            cfg = s.inverted_keyframe_guidance
+        out = sampler(text, negative, s.num_frames, s.height, s.width, s.keyframe_steps, cfg,
+                      generator=torch.Generator(self.device).manual_seed(seed), init_latents=init_latents,
+                      guidance=guidance)
         if own:
             self.done_with(unet)
         return out
@@ -320,9 +321,10 @@ class Show1Cascade:
         self.release(pipe.vae, pipe.text_encoder, unet)
         return out.permute(0, 2, 1, 3, 4) * 2 - 1  # (B, F, C, H, W) in [0, 1] → (B, C, F, H, W) in [-1, 1]
 
-    def run(self, prompt: str, seed: int = 0, stages=None, init_latents=None, keyframe_unet=None) -> dict:
+    def run(self, prompt: str, seed: int = 0, stages=None, init_latents=None, keyframe_unet=None,
+            guidance=None) -> dict:
         """Run the cascade up to the last requested stage (default: every stage the backbone has); returns
-        {stage: (B, 3, F, H, W) in [-1, 1]}."""
+        {stage: (B, 3, F, H, W) in [-1, 1]}. `guidance` steers the keyframe sampling (KeyframeSampler)."""
         stages = stages or self.backbone.stages
         unknown = set(stages) - set(STAGES)
         if unknown:
@@ -334,7 +336,7 @@ class Show1Cascade:
             raise UserError(f"backbone {self.backbone.name} has no {', '.join(sorted(lacking))} stage "
                             f"(it has {', '.join(self.backbone.stages)})")
         last = max(STAGES.index(st) for st in stages)
-        out = {"keyframes": self.keyframes(prompt, seed, init_latents, keyframe_unet)}
+        out = {"keyframes": self.keyframes(prompt, seed, init_latents, keyframe_unet, guidance)}
         if last >= 1:
             out["interp"] = self.interpolate(out["keyframes"], prompt, seed)
         if last >= 2:

@@ -4,6 +4,12 @@ with the base scheduler config, 75 steps, guidance 9.0).
 As in the official pipeline, the scheduler steps each frame as its own sample (B·F, C, H, W), which matters
 for DPM-Solver's dynamic thresholding (its quantile is taken per frame). `init_latents` replaces the
 starting noise, e.g. with a DDIM inversion of a reference clip (VMC).
+
+`guidance` (training-free motion transfer, vmc.families.guidance) corrects the noisy sample at the steps it
+`wants`, before the sampler's own step: it gets the sample and a function that runs the UNet on a sample (target
+prompt, no CFG, with gradients) and returns the features it names, and returns the corrected sample. The step then
+evaluates the UNet on that sample, so the correction works the same whatever the scheduler. Without guidance the
+loop is the one it always was.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from vmc.models.features import UNetFeatures
 from vmc.progress import inner_bar
 
 
@@ -49,7 +56,7 @@ class KeyframeSampler:
     def __call__(self, prompt_embeds: torch.Tensor, negative_embeds: torch.Tensor | None = None,
                  num_frames: int = 8, height: int = 40, width: int = 64, num_inference_steps: int = 75,
                  guidance_scale: float = 9.0, generator: torch.Generator | None = None,
-                 init_latents: torch.Tensor | None = None, progress: bool = True) -> torch.Tensor:
+                 init_latents: torch.Tensor | None = None, progress: bool = True, guidance=None) -> torch.Tensor:
         """(B, 3, F, H, W) frames in [-1, 1] (clamped)."""
         unet, scheduler = self.unet, self.scheduler
         device, dtype = prompt_embeds.device, unet.dtype
@@ -65,8 +72,22 @@ class KeyframeSampler:
         text = prompt_embeds.to(dtype)
         negative = negative_embeds.to(dtype) if negative_embeds is not None else None
         learned = getattr(scheduler.config, "variance_type", None) in ("learned", "learned_range")
-        for t in inner_bar(scheduler.timesteps, "keyframes", progress):
+        for i, t in enumerate(inner_bar(scheduler.timesteps, "keyframes", progress)):
+            if guidance is not None and guidance.wants(i):
+                x = self.guide(guidance, x, t, i, text)
             eps = guided_prediction(unet, scheduler.scale_model_input(x, t), t, text, negative, guidance_scale,
                                     learned_variance=learned)
             x = scheduler_step_per_frame(scheduler, eps, t, x, generator)
         return x.clamp(-1, 1)
+
+    def guide(self, guidance, x: torch.Tensor, t, step: int, text: torch.Tensor) -> torch.Tensor:
+        """The guidance's correction of x at this step; the features it reads are those of the UNet's
+        conditional branch (the official MotionClone and DMT code guide with it alone)."""
+        features = UNetFeatures(self.unet, guidance.attention_probs, guidance.outputs)
+
+        def read(sample: torch.Tensor) -> dict:  # a guidance may optimise an fp32 copy of an fp16 sample
+            return features(self.scheduler.scale_model_input(sample, t).to(self.unet.dtype), t, text)
+
+        with torch.enable_grad():
+            out = guidance.guide(x.detach(), t, step, read)
+        return out.detach().to(x.dtype)

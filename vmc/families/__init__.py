@@ -1,0 +1,1 @@
+"""Method families: the shared machinery of methods that customise the cascade the same way."""

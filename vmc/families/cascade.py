@@ -1,0 +1,81 @@
+"""The cascade family: methods that sample the backbone's text-to-video cascade, named `name[:BACKBONE]` in
+`eval.run` (default: the shapes world), and `t2v`, the unadapted cascade from pure noise (the lower bound for
+motion).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import torch
+
+from eval.manifest import Case
+from eval.methods import Method
+from eval.video import Video
+
+DEFAULT_BACKBONE = "shapes"
+
+
+class CascadeMethod(Method):
+    """Resolves the backbone, loads its cascade when first needed, and records the cascade's settings and
+    weights in `info()`."""
+
+    takes_argument = True
+    compute_bound = True
+
+    def __init__(self, arg: str | None = None, device: str | None = None):
+        super().__init__(arg, device)
+        from vmc.backbones import resolve_backbone
+
+        self.backbone = resolve_backbone(arg or os.environ.get("VMC_BACKBONE", DEFAULT_BACKBONE))
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._cascade = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.arg is None else f"{self.name}-{self.backbone.name}"
+
+    @property
+    def cascade(self):
+        from vmc.pipelines.cascade import Show1Cascade
+
+        if self._cascade is None:
+            self._cascade = Show1Cascade(self.backbone, self.device)
+        return self._cascade
+
+    def info(self) -> dict:
+        """With every cascade setting and the weights' digest, so that a run directory refuses videos made with
+        other settings or other weights."""
+        return {**super().info(), "backbone": self.backbone.name, "weights": self.backbone.fingerprint(),
+                "settings": dataclasses.asdict(self.backbone.settings), **self.sources_record()}
+
+    def sources_record(self) -> dict:
+        """{"sources": where each stage comes from} for a backbone assembled from several places, else {}: a
+        profile or a cascade directory is named by itself, and run folders recorded before this key stay resumable."""
+        from vmc.backbones import sources
+
+        return {"sources": sources(self.backbone)} if self.backbone.assembled else {}
+
+    def _video(self, outputs: dict) -> Video:
+        from vmc.pipelines.cascade import to_uint8
+
+        last = list(outputs)[-1]
+        return Video(to_uint8(outputs[last][0]), 2.0 if last == "keyframes" else 8.0)
+
+
+class T2VMethod(CascadeMethod):
+    name = "t2v"
+
+    def info(self) -> dict:
+        return {**super().info(), "trained_parameters": 0}
+
+    def adapt(self, case: Case):
+        self.cascade.t5_embeddings([*case.target_prompts, self.backbone.settings.negative_prompt])  # one encoder load
+        return None
+
+    def generate(self, state, prompt: str, seed: int) -> Video:
+        return self._video(self.cascade.run(prompt, seed))
+
+    def protocol(self, state) -> dict:
+        return {"trained_parameters": 0, "train_s": 0.0}
