@@ -11,8 +11,9 @@ one (`DebiasedTemporalLoss`). Official: AdamW at lr 0.02, constant, without grad
 frames at 576×320. The clip is DDIM-inverted (50 steps, empty prompt) with the untrained UNet, before the
 embeddings exist, as the official code caches it; sampling starts from √p·inversion + √(1−p)·noise with
 `noise_prior` p = 0.5 (official `BlendInit`), and the value embedding enters as its frame differences (the
-official inference's debiasing for object and hybrid motion). Official sampling is 30 steps at guidance 12; here
-the backbone's own sampler and steps, as for every method.
+official inference's debiasing for object and hybrid motion; its camera-motion option, which drops the value
+embedding, is not offered). Official sampling is 30 steps at guidance 12; here the backbone's own sampler and
+steps, as for every method. The shapes world runs 200 steps at lr 0.2 (its cascade.json, chosen on shapes-dev).
 
 Where the embeddings go: the official code picks the temporal transformer blocks of the down and up path whose
 width is 1280 (`combinations: [down, 1280], [up, 1280]`), which on ZeroScope are the deepest level that has
