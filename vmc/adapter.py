@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from eval.errors import UserError, read_json
+from eval.results import atomic_write_text
 
 FORMAT = "vmc-suite adapter v1"
 
@@ -31,7 +32,8 @@ def save_adapter(folder: str | Path, unet, names: list[str], meta: dict) -> Path
     save_file(tensors, str(folder / "adapter.safetensors"))
     info = {"format": FORMAT, "unet_config_sha": config_hash(unet),
             "tensors": {n: list(t.shape) for n, t in tensors.items()}, **meta}
-    (folder / "adapter.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    # adapter.json marks a finished adapter (after its tensors): written atomically, a kill never leaves half of it
+    atomic_write_text(folder / "adapter.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return folder
 
 

@@ -117,6 +117,7 @@ class GuidanceMethod(CascadeMethod):
         the inverted sample at each guided level (and at the first, where dmt starts)."""
         from safetensors.torch import save_file
 
+        from eval.results import atomic_write_text
         from vmc.inversion import ddim_invert, inversion_scheduler
 
         s, cascade = self.backbone.settings, self.cascade
@@ -133,7 +134,8 @@ class GuidanceMethod(CascadeMethod):
         folder.mkdir(parents=True, exist_ok=True)
         save_file({str(t): kept[t].cpu().contiguous() for t in timesteps[:max(self.num_guided, 1)]},
                   str(folder / "reference.safetensors"))
-        (folder / "reference.json").write_text(json.dumps({
+        # the marker of a finished inversion, written atomically: a kill never leaves half of it for a resume
+        atomic_write_text(folder / "reference.json", json.dumps({
             "method": self.name, "case": case.id, "prompt": case.train_prompt, "settings": self.settings,
             "timesteps": timesteps, "inversion_levels": len(levels), "inversion_s": round(time.perf_counter() - t0, 3),
             **self.sources_record()}, indent=1))
