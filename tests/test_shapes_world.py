@@ -9,6 +9,7 @@ import pytest
 
 from eval.errors import MetricUndefined
 from eval.metrics import Sample
+from eval.record import Record
 from eval.metrics.oracle import OracleMetric, classify_shape, largest_region, object_track, palette_labels
 from eval.shapes.world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, _PATHS, Object, Scene, parse_caption, random_scene, render
 
@@ -149,6 +150,11 @@ def test_every_shape_and_colour_is_in_the_grammar():
             assert parse_caption(text)["objects"] == [(colour, shape)]
 
 
+def scored(prompt: str, seed: int = 0, **metrics) -> Record:
+    return Record(key=f"{prompt}-{seed}", method="m", prompt=prompt, video=f"{prompt}.mp4", seed=seed,
+                  metrics=metrics)
+
+
 def test_validity_report_ranks_metrics_against_their_oracles():
     from scipy.stats import spearmanr
 
@@ -156,8 +162,8 @@ def test_validity_report_ranks_metrics_against_their_oracles():
 
     rng = np.random.default_rng(0)
     oracle = rng.random(40)
-    records = [{"prompt": f"p{i}", "metrics": {"oracle_appearance": float(o), "text_alignment": float(o ** 2),
-                                               "clip_score": float(-o), "oracle_motion": float(m), "motion_epe": None}}
+    records = [scored(f"p{i}", oracle_appearance=float(o), text_alignment=float(o ** 2), clip_score=float(-o),
+                      oracle_motion=float(m), motion_epe=None)
                for i, (o, m) in enumerate(zip(oracle, rng.random(40)))]
     table = validity(records, resamples=200).set_index("metric")
     assert table.loc["text_alignment", "spearman"] == pytest.approx(1.0)
@@ -165,7 +171,7 @@ def test_validity_report_ranks_metrics_against_their_oracles():
     assert table.loc["text_alignment", "n"] == 40 and table.loc["motion_epe", "n"] == 0
     assert np.isnan(table.loc["motion_epe", "spearman"])
     noisy = oracle + rng.normal(0, 0.3, 40)
-    records = [{"prompt": f"p{i}", "metrics": {"oracle_appearance": float(o), "text_alignment": float(x)}}
+    records = [scored(f"p{i}", oracle_appearance=float(o), text_alignment=float(x))
                for i, (o, x) in enumerate(zip(oracle, noisy))]
     row = validity(records, resamples=300).set_index("metric").loc["text_alignment"]
     assert row["spearman"] == pytest.approx(spearmanr(oracle, noisy).statistic)
@@ -180,9 +186,9 @@ def test_validity_interval_resamples_prompts_not_videos():
     rng = np.random.default_rng(1)
     oracle = rng.random(12)
     noisy = oracle + rng.normal(0, 0.3, 12)
-    one = [{"prompt": f"p{i}", "metrics": {"oracle_appearance": float(o), "text_alignment": float(x)}}
+    one = [scored(f"p{i}", oracle_appearance=float(o), text_alignment=float(x))
            for i, (o, x) in enumerate(zip(oracle, noisy))]
-    four = [{**r, "seed": s} for r in one for s in range(4)]
+    four = [replace(r, seed=s) for r in one for s in range(4)]
     a, b = (validity(r, resamples=300).set_index("metric").loc["text_alignment"] for r in (one, four))
     assert (b["n"], b["n_units"], a["n_units"]) == (48, 12, 12)
     assert (b["spearman"], b["ci_low"], b["ci_high"]) == pytest.approx((a["spearman"], a["ci_low"], a["ci_high"]))
