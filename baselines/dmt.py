@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from eval.search_space import Param
 from vmc.families.guidance import Guidance, GuidanceMethod
 from vmc.models.features import UNetFeatures
 
@@ -91,6 +92,7 @@ class DMTMethod(GuidanceMethod):
     defaults = {"features": ["up_blocks.1.resnets.1.conv2", "up_blocks.1.temp_convs.1", "up_blocks.1.upsamplers.0"],
                 "guided_share": 0.4, "iterations": 10, "lr": [0.007, 0.004], "downsample_factor": 4,
                 "inversion_steps": None}
+    space = {"guided_share": Param(0.4, 0.1, 0.8), "iterations": Param(10, 3, 20, integer=True)}
 
     def read_reference(self, unet, latents, text):
         """Per guided step, the SMM of each feature; and the inverted latent at the first step (the start)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from eval.search_space import Param
 from vmc.families.tuning import TuningMethod
 from vmc.losses import appearance_debiased_loss
 from vmc.models.lora import inject_dual_lora, lora_names, set_lora_path
@@ -91,6 +92,7 @@ class MDMethod(TuningMethod):
     defaults = {"loss": "appearance_debiased", "rule": "lora", "lr": 5e-4, "steps": 150}
     default_inversion_steps = 50
     own_settings = {"rank": 32, "noise_prior": 0.0}
+    own_space = {"rank": Param(32, choices=(8, 16, 32, 64)), "noise_prior": Param(0.0, 0.0, 0.5)}
     start = "prior"
 
     def extra_meta(self, settings) -> dict:

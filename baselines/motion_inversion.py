@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 
+from eval.search_space import Param
 from vmc.families.tuning import TuningMethod
 from vmc.models.motion_embedding import MotionEmbedding, add_motion_embeddings
 
@@ -51,6 +52,7 @@ class MotionInversionMethod(TuningMethod):
     defaults = {"loss": "eps_mse", "rule": "motion-embeddings", "lr": 0.02, "steps": 400, "max_grad_norm": None}
     default_inversion_steps = 50
     own_settings = {"noise_prior": 0.5}
+    own_space = {"noise_prior": Param(0.5, 0.0, 1.0)}
     start = "prior"
     inversion_unet = "base"
 

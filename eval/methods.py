@@ -47,6 +47,16 @@ class Method(ABC):
     def info(self) -> dict:
         return {"name": self.name, "arg": self.arg}
 
+    def search_space(self) -> dict:
+        """{setting: eval.search_space.Param} that `eval.tune` may search; empty: nothing to tune."""
+        return {}
+
+    def configure(self, settings: dict):
+        """Take settings chosen for this method (`eval.run --settings`, `eval.tune`) over its defaults; a method
+        without settings refuses any. Subclasses check the names when they use them (info() does)."""
+        if settings:
+            raise UserError(f"method '{self.name}' has no settings to set (got {', '.join(settings)})")
+
     @abstractmethod
     def adapt(self, case: Case):
         """Prepare for a case (train, invert, load); the returned state is passed to generate()."""

@@ -41,8 +41,27 @@ def parse_args(argv):
                    "(method, case) groups (default auto: for models run on a CPU, one per CPU thread up to "
                    f"{MAX_AUTO_JOBS} and no more than the groups; otherwise 1; use torchrun for several GPUs). On a "
                    "CPU every process computes with one thread, so results do not depend on how a run is split")
+    p.add_argument("--settings", type=Path, default=None, metavar="FILE",
+                   help="JSON whose \"methods\" maps a method's label to settings taken over its defaults and the "
+                        "backbone's (e.g. what python -m eval.tune chose); run.json records them under the method")
     add_metric_args(p)
     return p.parse_args(argv)
+
+
+def read_settings(path: Path) -> dict[str, dict]:
+    """{method label: settings} of an --settings file, or one line saying what is wrong with it."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such settings file") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a JSON settings file ({e})") from None
+    methods = data.get("methods") if isinstance(data, dict) else None
+    if not isinstance(methods, dict) or not all(isinstance(v, dict) for v in methods.values()):
+        raise UserError(f"{path}: expected {{\"methods\": {{label: {{setting: value}}}}}}")
+    return methods
 
 
 def _jobs(value: str, groups: int, device: str, methods) -> int:
@@ -92,6 +111,13 @@ def main(argv=None):
             methods.append(create_method(spec, device=device))
         except UserError as e:
             problems.append(str(e))
+    if args.settings is not None:
+        chosen = read_settings(args.settings)
+        for m in methods:
+            try:
+                m.configure(chosen.get(m.label, {}))
+            except UserError as e:
+                problems.append(f"{args.settings}: {e}")
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         problems.append(f"a method is listed twice in --methods {args.methods}")

@@ -31,6 +31,7 @@ class CascadeMethod(Method):
         self.backbone = resolve_backbone(arg or os.environ.get("VMC_BACKBONE", DEFAULT_BACKBONE))
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._cascade = None
+        self.configured: dict = {}  # settings chosen over the backbone's (configure(); the families that have any)
 
     @property
     def label(self) -> str:
@@ -48,7 +49,8 @@ class CascadeMethod(Method):
         """With every cascade setting and the weights' digest, so that a run directory refuses videos made with
         other settings or other weights."""
         return {**super().info(), "backbone": self.backbone.name, "weights": self.backbone.fingerprint(),
-                "settings": dataclasses.asdict(self.backbone.settings), **self.sources_record()}
+                "settings": dataclasses.asdict(self.backbone.settings), **self.sources_record(),
+                **({"configured": self.configured} if self.configured else {})}
 
     def sources_record(self) -> dict:
         """{"sources": where each stage comes from} for a backbone assembled from several places, else {}: a

@@ -65,15 +65,26 @@ class GuidanceMethod(CascadeMethod):
     pure noise)."""
 
     defaults: dict = {}  # with "guided_share": the share of the first sampling steps that are guided
+    space: dict = {}  # {setting: Param} that eval.tune may search: the guidance's weight and its guided share
 
     @property
     def settings(self) -> dict:
-        overrides = self.backbone.adaptation_for(self.name)
-        unknown = sorted(set(overrides) - set(self.defaults))
-        if unknown:
-            raise UserError(f"{self.name} settings of backbone {self.backbone.name}: unknown {', '.join(unknown)} "
-                            f"(known: {', '.join(self.defaults)})")
-        return {**self.defaults, **overrides}
+        """The official `defaults`, then the backbone's cascade.json entry under the method's name, then what
+        `configure` was given."""
+        for where, given in (("backbone " + self.backbone.name, self.backbone.adaptation_for(self.name)),
+                             ("the given", self.configured)):
+            unknown = sorted(set(given) - set(self.defaults))
+            if unknown:
+                raise UserError(f"{where} {self.name} settings: unknown {', '.join(unknown)} "
+                                f"(known: {', '.join(self.defaults)})")
+        return {**self.defaults, **self.backbone.adaptation_for(self.name), **self.configured}
+
+    def configure(self, settings: dict):
+        self.configured = dict(settings)
+        self.info()  # checks every name
+
+    def search_space(self) -> dict:
+        return dict(self.space)
 
     def info(self) -> dict:
         return {**super().info(), "trained_parameters": 0, "guidance": self.settings}

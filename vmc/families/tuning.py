@@ -6,6 +6,13 @@ settings (`own_settings`), what it adds to the UNet (`prepare_unet`, `inference_
 trains (`trainable`, or its own `train` loop), and where sampling starts (`start`): the clip's DDIM inversion,
 or MotionDirector's noise prior, √p·inversion + √(1−p)·fresh noise (p = `noise_prior`; 0 is fresh noise).
 
+Settings come in layers: the recipe's official `defaults`, then the backbone's cascade.json entry under
+`settings_key` (shared by recipes that share a setting, as vmc and vmc-eps do), then its entry under the
+recipe's own name when that differs, then what `configure` was given (`eval.run --settings`, `eval.tune`).
+`search_space` offers eval.tune the number of steps and the learning rate (both log-spaced around the official
+value: steps /4..×2, learning rate /100..×100, since a backbone as small as the shapes world's wants rates far from
+Show-1's) and the recipe's `own_space`.
+
 The family owns the rest. The adapter is cached in a folder keyed by the case, every setting and the base
 weights: adapter.safetensors (the trained tensors only) and adapter.json (the recipe's settings, the protocol
 facts, the loss history), and inverted.safetensors (the clip's inverted noise). The adapted UNet is always
@@ -48,6 +55,7 @@ class TuningMethod(CascadeMethod):
     defaults: dict = {}  # the official recipe as TrainConfig fields, before the backbone's settings
     settings_key: str  # which of the backbone's adaptation settings (cascade.json) apply
     own_settings: dict = {}  # the recipe's settings that are not TrainConfig fields, with their defaults
+    own_space: dict = {}  # {own setting: Param} that eval.tune may search
     default_inversion_steps = 75
     start = "inversion"  # sampling starts from the clip's DDIM "inversion", or from a "prior" blend (noise_prior)
     inversion_unet = "adapted"  # the UNet that inverts the clip: the "adapted" one, or the "base" (untrained) one
@@ -79,7 +87,22 @@ class TuningMethod(CascadeMethod):
     # settings -------------------------------------------------------------------------------------------
     @property
     def overrides(self) -> dict:
-        return self.backbone.adaptation_for(self.settings_key)
+        own = self.backbone.adaptation_for(self.name) if self.name != self.settings_key else {}
+        return {**self.backbone.adaptation_for(self.settings_key), **own, **self.configured}
+
+    def configure(self, settings: dict):
+        self.configured = dict(settings)
+        self.info()  # checks every name and value
+
+    def search_space(self) -> dict:
+        from eval.search_space import Param
+        from vmc.trainer import TrainConfig
+
+        if not self.trains:
+            return {}
+        official = TrainConfig(**self.defaults)
+        return {"steps": Param(official.steps, max(1, official.steps // 4), official.steps * 2, log=True, integer=True),
+                "lr": Param.around(official.lr, 100), **self.own_space}
 
     def settings(self) -> dict:
         """The recipe's own settings as the backbone sets them; adapter.json keeps them, since they rebuild the
@@ -103,7 +126,7 @@ class TuningMethod(CascadeMethod):
         try:
             return dataclasses.replace(TrainConfig(**self.defaults), **overrides)
         except (TypeError, ValueError) as e:
-            raise UserError(f"adaptation settings of backbone {self.backbone.name}: {e}") from None
+            raise UserError(f"{self.name} settings on backbone {self.backbone.name}: {e}") from None
 
     @property
     def inversion_steps(self) -> int:
