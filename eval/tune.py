@@ -399,9 +399,10 @@ class Tuning:
             df.groupby("method")[self.objective].cummin()
         df["best so far"] = running.where(df["feasible"])
         df["best so far"] = df.groupby("method")["best so far"].ffill()
-        x = alt.X("order:Q", title="trial of the method")
+        x = alt.X("order:Q", title="trial of the method", scale=alt.Scale(domain=[1, int(df["order"].max())]),
+                  axis=alt.Axis(tickMinStep=1, format="d"))
         points = alt.Chart(df).mark_point(filled=True, size=60).encode(
-            x=x, y=alt.Y(f"{self.objective}:Q", title=self.objective), color="method:N",
+            x=x, y=alt.Y(f"{self.objective}:Q", title=self.objective, scale=alt.Scale(zero=False)), color="method:N",
             shape=alt.Shape("feasible:N", title="meets constraints"), tooltip=["method", "trial", "settings"])
         line = alt.Chart(df).mark_line(strokeDash=[4, 3]).encode(x=x, y="best so far:Q", color="method:N")
         (points + line).properties(width=520, height=300, title=f"{self.objective} per trial").save(
