@@ -74,10 +74,10 @@ def test_kept_models_give_the_same_videos_as_reloading(tiny):
     assert kept.settings.keep_models  # the tiny cascade keeps its stages loaded
     reloading = _cascade(tiny)
     reloading.settings = dataclasses.replace(reloading.settings, keep_models=False)
-    for seed in (1, 2):  # the second video reuses the kept UNets
-        a = kept.run("a green star is rising", seed=seed, stages=("sr1",))
-        b = reloading.run("a green star is rising", seed=seed, stages=("sr1",))
-        torch.testing.assert_close(a["sr1"], b["sr1"], rtol=0, atol=0)
+    kept.run("a green star is rising", seed=1, stages=("sr1",))
+    a = kept.run("a green star is rising", seed=2, stages=("sr1",))  # with the UNets kept from the first video
+    b = reloading.run("a green star is rising", seed=2, stages=("sr1",))
+    torch.testing.assert_close(a["sr1"], b["sr1"], rtol=0, atol=0)
     assert len(kept._kept) == 3 and not reloading._kept
 
 
