@@ -192,7 +192,7 @@ class Tuning:
         from optuna.trial import TrialState
 
         counted = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
-        for label, (_, method) in self.methods.items():
+        for label in self.methods:
             study = self.study(label, storage)
             trials = study.get_trials(deepcopy=False)
             if not trials:
@@ -259,20 +259,17 @@ class Tuning:
         return self.score(label, folder)
 
     def score(self, label: str, folder: Path) -> dict:
-        from eval.metrics import all_fields
-        from eval.results import unit_ci95
+        """The objective's and the constraints' means over target prompts, as the trial's summary has them."""
+        from eval.results import summarize
         from eval.rundir import RunFolder
 
-        records = [r for r in RunFolder(folder).records() if r.method == label]
+        summary = summarize([r for r in RunFolder(folder).records() if r.method == label]).set_index("metric")
         means = {}
         for name in [self.objective, *(c.field for c in self.constraints)]:
-            units = {}
-            for r in records:
-                if r.metrics.get(name) is not None:
-                    units.setdefault(r.unit(), []).append(r.metrics[name])
-            if not units:
+            if name not in summary.index or not summary.loc[name, "n"]:
                 raise TrialError(f"{label} trial {folder.name}: {name} is undefined for every video of {folder}")
-            means[name] = unit_ci95(units, all_fields()[name].range)
+            row = summary.loc[name]
+            means[name] = (float(row["mean"]), float(row["ci95_low"]), float(row["ci95_high"]))
         value, lo, hi = means[self.objective]
         return {"value": value, "ci": [lo, hi], "folder": str(folder.relative_to(self.out)),
                 "constraint_values": {c.field: means[c.field][0] for c in self.constraints},
@@ -350,8 +347,7 @@ class Tuning:
 
         rows = self.rows(storage)
         best = self.best(rows)
-        pd.DataFrame(rows).to_csv(self.out / ".trials.csv.tmp", index=False)
-        os.replace(self.out / ".trials.csv.tmp", self.out / "trials.csv")
+        atomic_write_text(self.out / "trials.csv", pd.DataFrame(rows).to_csv(index=False))
         atomic_write_text(self.out / "settings.json", json.dumps({
             "tuned_by": {**self.definition(), "trials": self.args.trials, "command": self.command},
             "methods": {label: {**self.fixed(label), **json.loads(r["settings"])} for label, r in best.items()},
@@ -372,7 +368,7 @@ class Tuning:
                  "on another split (`python -m eval.run --settings settings.json`).", "",
                  "| method | trials | official settings | best | settings | trial folder |",
                  "|---|---|---|---|---|---|"]
-        for label, (_, method) in self.methods.items():
+        for label in self.methods:
             mine = [r for r in rows if r["method"] == label]
             official = next((r for r in mine if r["official"]), None)
             b = best.get(label)
@@ -383,7 +379,7 @@ class Tuning:
                          f"{'—' if official is None else f'{official[self.objective]:.3f}'} | {cell} | {settings} | "
                          f"{folder} |")
         lines += ["", "Search spaces (the official value first):", ""]
-        for label, (_, method) in self.methods.items():
+        for label in self.methods:
             space = ", ".join(f"{k} {p.centre} in {p.describe()}" for k, p in self.space(label).items())
             fixed = ", ".join(f"{k}={v}" for k, v in self.fixed(label).items())
             lines.append(f"- {label}: {space}{f'; fixed {fixed}' if fixed else ''}")

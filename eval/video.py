@@ -9,6 +9,7 @@ machine, and the same file the same frames.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -204,7 +205,8 @@ def read_video(path: str | os.PathLike, num_frames: int | None = None, fps: floa
     return video
 
 
-def _x264_asm() -> dict:
+@functools.lru_cache(maxsize=1)
+def x264_asm() -> dict:
     """x264's AVX-512 code makes the bitstream of the same frames vary from call to call (libx264 of PyAV 18:
     5 different files in 30 encodes of one clip, decoding up to 17 levels apart), so on a CPU that has AVX-512
     x264 is held to its AVX2 code, which every such CPU runs and which encodes the same file every time."""
@@ -214,8 +216,6 @@ def _x264_asm() -> dict:
         return {}
     return {"x264-params": "asm=AVX2"} if " avx512f" in flags else {}
 
-
-X264_ASM = _x264_asm()
 
 
 def write_video(path: str | os.PathLike, video: Video, crf: int = 17) -> Path:
@@ -237,7 +237,7 @@ def write_video(path: str | os.PathLike, video: Video, crf: int = 17) -> Path:
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
             # x264's automatic thread count follows the machine's cores and changes the bitstream: fix it
-            stream.options = {"crf": str(crf), "preset": "medium", "threads": "1", **X264_ASM}
+            stream.options = {"crf": str(crf), "preset": "medium", "threads": "1", **x264_asm()}
             for i, frame in enumerate(frames):
                 picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
                 picture.pts = i
