@@ -391,9 +391,8 @@ class Tuning:
 
         df = pd.DataFrame(rows).sort_values(["method", "trial"])
         df["order"] = df.groupby("method").cumcount() + 1
-        running = df.groupby("method")[self.objective].cummax() if self.maximize else \
-            df.groupby("method")[self.objective].cummin()
-        df["best so far"] = running.where(df["feasible"])
+        feasible = df[self.objective].where(df["feasible"]).groupby(df["method"])  # the best is chosen among these
+        df["best so far"] = feasible.cummax() if self.maximize else feasible.cummin()
         df["best so far"] = df.groupby("method")["best so far"].ffill()
         x = alt.X("order:Q", title="trial of the method", scale=alt.Scale(domain=[1, int(df["order"].max())]),
                   axis=alt.Axis(tickMinStep=1, format="d"))
