@@ -57,9 +57,9 @@ class MotionInversionMethod(TuningMethod):
     inversion_unet = "base"
 
     def prepare_unet(self, unet, settings):
-        s = self.backbone.settings
-        add_motion_embeddings(unet, deepest_temporal_blocks(unet), s.num_frames, s.height, s.width,
-                              self.cascade.t5_embeddings([""])[0])
+        height, width = self.cascade.sample_size  # the UNet's own sample size (latents on a latent backbone)
+        add_motion_embeddings(unet, deepest_temporal_blocks(unet), self.backbone.settings.num_frames, height, width,
+                              self.cascade.text_embeddings([""])[0])
 
     def inference_unet(self, unet, settings):
         for module in unet.modules():

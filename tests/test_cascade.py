@@ -94,7 +94,7 @@ def test_generate_writes_the_last_stage_and_optionally_the_others(tiny, tmp_path
 
 @pytest.mark.parametrize("args,message", [
     (["--backbone", "nowhere"], "unknown backbone 'nowhere'"),
-    (["--stages", "keyframes,upscale"], "stages are keyframes, interp, sr1, sr2"),
+    (["--stages", "keyframes,upscale"], "are keyframes, interp, sr1, sr2"),
     (["--set", "keyframe_steps=many"], "keyframe_steps takes a int"),
     (["--set", "colour=red"], "expected FIELD=VALUE"),
 ])

@@ -391,7 +391,7 @@ def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys):
     noisy, v = a.sqrt() * x0 + (1 - a).sqrt() * noise, a.sqrt() * noise - (1 - a).sqrt() * x0
     losses = {}
     for motion in ("right", "left"):
-        text = torch.cat(cascade.t5_embeddings([s.caption() if motion == "right" else
+        text = torch.cat(cascade.text_embeddings([s.caption() if motion == "right" else
                                                 s.caption().replace("to the right", "to the left")
                                                 for s in scenes])).double()
         with torch.no_grad():

@@ -4,6 +4,12 @@ cascade written once to the user cache; no download), any local directory laid o
 local copy of show-1-base itself (what users set an official VMC config's pretrained_t2v_path to), whose other
 stages come from its sibling folders or, where those are absent, from the hub.
 
+Latent video backbones (one stage, vmc.pipelines.latent_video): `zeroscope` (cerspense/zeroscope_v2_576w: 24
+frames at 576×320), `modelscope` (damo-vilab/text-to-video-ms-1.7b: 16 frames at 256×256), `tiny-zeroscope` (a
+random tiny model of ZeroScope's layout written once to the user cache), or any local folder in diffusers'
+`TextToVideoSDPipeline` layout (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), whose
+optional cascade.json sets LatentVideoSettings fields under "settings" and method settings under their names.
+
 The hub revisions are left at `main` (the stored hub pages this project was built from give no full commit
 ids); to pin exact files, download the repos once and pass their directory. Note that show-1-base's scheduler config changed between revisions
 (variance_type learned_range → fixed_small); DPM-Solver sampling reads only the first three UNet output
@@ -17,21 +23,45 @@ import os
 import sys
 from pathlib import Path
 
-from eval.errors import UserError
+from eval.errors import UserError, read_json
 from vmc.pipelines.cascade import LOCAL_DIRS, Backbone, Source
 
 SHOW1 = dict(base=Source("showlab/show-1-base", variant="fp16"),
              interpolation=Source("showlab/show-1-interpolation", variant="fp16"),
              sr1=Source("showlab/show-1-sr1"), if_sr=Source("DeepFloyd/IF-II-L-v1.0", variant="fp16"),
              sr2=Source("showlab/show-1-sr2"))
-PROFILES = ("shapes", "show1", "tiny")
+LATENT = {"zeroscope": (Source("cerspense/zeroscope_v2_576w"), {}),
+          "modelscope": (Source("damo-vilab/text-to-video-ms-1.7b", variant="fp16"),
+                         {"num_frames": 16, "height": 256, "width": 256})}
+PROFILES = ("shapes", "show1", "tiny", *LATENT, "tiny-zeroscope")
 SHAPES_DIR = Path(__file__).resolve().parent / "shapes" / "weights"
 STAGE_NAMES = {"base": "keyframes", "interpolation": "interpolation", "sr1": "sr1", "if_sr": "IF-II-L", "sr2": "sr2"}
 KEYFRAME_PARTS = ("unet/config.json", "scheduler/", "text_encoder/", "tokenizer/")  # what the keyframe stage loads
 
 
-def tiny_dir() -> Path:
-    return Path(os.environ.get("VMC_CACHE", Path.home() / ".cache" / "vmc-suite")) / "tiny-cascade"
+def tiny_dir(name: str = "tiny-cascade") -> Path:
+    return Path(os.environ.get("VMC_CACHE", Path.home() / ".cache" / "vmc-suite")) / name
+
+
+def latent_backbone(source: Source, name: str, meta: dict, where: str) -> Backbone:
+    """A ModelScope-layout backbone with the settings of `meta` (a cascade.json's content) over the defaults."""
+    from vmc.pipelines.latent_video import LatentVideoSettings
+
+    try:
+        settings = LatentVideoSettings(**meta.get("settings", {}))
+    except TypeError as e:
+        raise UserError(f"{where}: {e}") from None
+    return Backbone(source, name=meta.get("name", name), settings=settings, kind="latent",
+                    adaptation={k: v for k, v in meta.items() if isinstance(v, dict) and k not in ("settings", "training")})
+
+
+def is_latent_video_dir(folder: Path) -> bool:
+    """A folder in diffusers' TextToVideoSDPipeline layout: a model index naming a VAE and a UNet3DConditionModel."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return "vae" in index and list(index.get("unet", []))[-1:] == ["UNet3DConditionModel"]
 
 
 def resolve_backbone(spec: str, note=lambda msg: print(msg, file=sys.stderr)) -> Backbone:
@@ -39,6 +69,16 @@ def resolve_backbone(spec: str, note=lambda msg: print(msg, file=sys.stderr)) ->
     from several places (a copy of show-1-base)."""
     if spec == "show1":
         return Backbone(**SHOW1, name="show1")
+    if spec in LATENT:
+        source, settings = LATENT[spec]
+        return latent_backbone(source, spec, {"settings": settings}, spec)
+    if spec == "tiny-zeroscope":
+        root = tiny_dir(spec)
+        if not (root / "model_index.json").is_file():
+            from vmc.tools.make_tiny_zeroscope import make
+
+            make(root)
+        return latent_from_dir(root)
     if spec == "tiny":
         root = tiny_dir()
         if not (root / "cascade.json").is_file():
@@ -48,6 +88,8 @@ def resolve_backbone(spec: str, note=lambda msg: print(msg, file=sys.stderr)) ->
         return Backbone.from_dir(root)
     if Path(spec).is_dir():
         root = Path(spec)
+        if is_latent_video_dir(root):
+            return latent_from_dir(root)
         if (root / LOCAL_DIRS["base"]).is_dir():
             return Backbone.from_dir(root)
         problem = keyframe_stage_problem(root)
@@ -62,8 +104,14 @@ def resolve_backbone(spec: str, note=lambda msg: print(msg, file=sys.stderr)) ->
             raise UserError(f"{SHAPES_DIR}: the shapes-world weights are missing from this installation; "
                             "retrain them with python -m vmc.shapes.train --export " + str(SHAPES_DIR))
         return Backbone.from_dir(SHAPES_DIR)
-    raise UserError(f"unknown backbone '{spec}': use {', '.join(PROFILES)}, a cascade directory or a copy of "
-                    f"{LOCAL_DIRS['base']}")
+    raise UserError(f"unknown backbone '{spec}': use {', '.join(PROFILES)}, a cascade directory, a copy of "
+                    f"{LOCAL_DIRS['base']} or a folder in diffusers' TextToVideoSDPipeline layout")
+
+
+def latent_from_dir(root: Path) -> Backbone:
+    path = root / "cascade.json"
+    meta = read_json(path) if path.is_file() else {}
+    return latent_backbone(Source(str(root)), root.name, meta, str(path))
 
 
 def keyframe_stage_problem(folder: Path) -> str | None:

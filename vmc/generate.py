@@ -1,6 +1,7 @@
-"""python -m vmc.generate [--backbone show1|tiny|DIR | --adapter DIR] --prompt "…" [--stages …] --seed S --out x.mp4
+"""python -m vmc.generate [--backbone show1|zeroscope|tiny|DIR | --adapter DIR] --prompt "…" [--stages …] --seed S --out x.mp4
 
-Text-to-video with the Show-1 cascade (every stage's official defaults). With --adapter (a folder written by
+Text-to-video with the Show-1 cascade (every stage's official defaults) or a latent video backbone (ZeroScope,
+ModelScope: one stage, `video`). With --adapter (a folder written by
 vmc.train or eval.run) the method that made it, which adapter.json names, rebuilds its adapted keyframe UNet,
 and sampling starts where that method starts (for vmc, the reference clip's DDIM inversion): the reference
 motion in the prompt's appearance. --save-stages also writes each intermediate stage as x.<stage>.mp4.
@@ -13,20 +14,21 @@ import dataclasses
 from pathlib import Path
 
 from eval.errors import UserError, cli_main
-from vmc.pipelines.cascade import STAGES, CascadeSettings
+from vmc.pipelines.cascade import STAGES
 
-STAGE_FPS = {"keyframes": 2.0, "interp": 8.0, "sr1": 8.0, "sr2": 8.0}  # as the official code saves them
+KINDS = {"show1": "a Show-1 cascade", "latent": "a latent video backbone (ModelScope / ZeroScope)"}
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m vmc.generate", description=__doc__.split("\n\n")[1])
-    p.add_argument("--backbone", default=None, help="shapes, show1, tiny, a cascade directory or a copy of "
-                   "show-1-base (default: the adapter's, else show1)")
+    p.add_argument("--backbone", default=None, help="shapes, show1, tiny, zeroscope, modelscope, tiny-zeroscope, a "
+                   "cascade directory, a copy of show-1-base or a diffusers text-to-video folder (default: the "
+                   "adapter's, else show1)")
     p.add_argument("--adapter", type=Path, default=None, help="an adapter folder of a tuning method "
                    "(adapter.json, adapter.safetensors and, for an inverted start, inverted.safetensors)")
     p.add_argument("--prompt", required=True)
-    p.add_argument("--stages", default=None, help=f"comma-separated from {','.join(STAGES)}, up to the last one "
-                   "wanted (default: every stage the backbone has)")
+    p.add_argument("--stages", default=None, help=f"comma-separated from {','.join(STAGES)} (a latent backbone: "
+                   "video), up to the last one wanted (default: every stage the backbone has)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="output .mp4")
     p.add_argument("--save-stages", action="store_true", help="also write every intermediate stage")
@@ -36,7 +38,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def apply_overrides(settings: CascadeSettings, pairs: list[str]) -> CascadeSettings:
+def apply_overrides(settings, pairs: list[str]):
     fields = {f.name: f.type for f in dataclasses.fields(settings)}
     changes = {}
     for pair in pairs:
@@ -62,41 +64,44 @@ def adapter_method(folder: Path, backbone: str | None, device: str | None):
     method = create_method(f"{info.get('method', '?')}:{backbone or info.get('backbone', 'show1')}", device)
     if not isinstance(method, TuningMethod):
         raise UserError(f"{folder}: made by {method.name}, which does not tune the UNet")
+    made_on = info.get("backbone_kind", "show1")
+    if made_on != method.backbone.kind:
+        raise UserError(f"{folder}: an adapter made on {KINDS.get(made_on, made_on)} ({info.get('backbone')}); "
+                        f"{method.backbone.name} is {KINDS[method.backbone.kind]}")
     return method
 
 
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    stages = [s.strip() for s in (args.stages or ",".join(STAGES)).split(",") if s.strip()]
-    if not stages or set(stages) - set(STAGES):
-        raise UserError(f"--stages {args.stages}: stages are {', '.join(STAGES)}")
     if args.out.suffix.lower() != ".mp4":
         raise UserError(f"{args.out}: the output must be an .mp4 file")
     import torch
 
     from eval.video import Video, write_video
     from vmc.backbones import resolve_backbone
-    from vmc.pipelines.cascade import Show1Cascade, to_uint8
+    from vmc.pipelines.cascade import to_uint8
 
     if args.adapter is None:
         backbone = resolve_backbone(args.backbone or "show1")
         backbone.settings = apply_overrides(backbone.settings, args.set)
-        cascade, start = Show1Cascade(backbone, args.device or ("cuda" if torch.cuda.is_available() else "cpu")), {}
+        cascade, start = backbone.pipeline(args.device or ("cuda" if torch.cuda.is_available() else "cpu")), {}
     else:
         method = adapter_method(args.adapter, args.backbone, args.device)
         method.backbone.settings = apply_overrides(method.backbone.settings, args.set)
         state = method.reload(args.adapter)
         cascade = method.cascade
         start = {"init_latents": method.start_latents(state, args.seed), "keyframe_unet": state["unet"]}
-    if args.stages is None:
-        stages = list(cascade.backbone.stages)
+    known = STAGES if cascade.backbone.kind == "show1" else cascade.stages
+    stages = [s.strip() for s in (args.stages or ",".join(cascade.backbone.stages)).split(",") if s.strip()]
+    if not stages or set(stages) - set(known):
+        raise UserError(f"--stages {args.stages}: the stages of {cascade.backbone.name} are {', '.join(known)}")
     outputs = cascade.run(args.prompt, args.seed, stages, **start)
     last = list(outputs)[-1]
     for stage, video in outputs.items():
         if stage == last or args.save_stages:
             path = args.out if stage == last else args.out.with_name(f"{args.out.stem}.{stage}.mp4")
-            write_video(path, Video(to_uint8(video[0]), STAGE_FPS[stage]))
+            write_video(path, Video(to_uint8(video[0]), cascade.fps(stage)))
             print(f"{stage}: {tuple(video.shape[2:])} → {path}")
 
 

@@ -1,4 +1,4 @@
-"""python -m vmc.train --config CONFIG.yaml --out DIR [--backbone show1|tiny|DIR] [--no-samples]
+"""python -m vmc.train --config CONFIG.yaml --out DIR [--backbone show1|zeroscope|tiny|DIR] [--no-samples]
 
 Adapt VMC to one reference clip and write DIR/adapter.safetensors, DIR/adapter.json, DIR/inverted.safetensors
 and, unless --no-samples, DIR/samples/<prompt>__s<seed>.mp4 for every target prompt and seed. CONFIG is
@@ -82,8 +82,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m vmc.train", description=__doc__.split("\n\n")[1])
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--backbone", default=None, help="overrides the config's (show1, tiny, a cascade directory or a "
-                   "copy of show-1-base)")
+    p.add_argument("--backbone", default=None, help="overrides the config's (show1, zeroscope, modelscope, tiny, "
+                   "tiny-zeroscope, a cascade directory, a copy of show-1-base or a diffusers text-to-video folder)")
     p.add_argument("--device", default=None)
     p.add_argument("--no-samples", action="store_true", help="only train and invert")
     p.add_argument("--inversion-schedule", choices=["base", "sd15"], default="base",

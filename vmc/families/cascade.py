@@ -39,18 +39,23 @@ class CascadeMethod(Method):
 
     @property
     def cascade(self):
-        from vmc.pipelines.cascade import Show1Cascade
-
+        """The backbone's sampler (Show1Cascade or LatentVideoPipeline: the same calls)."""
         if self._cascade is None:
-            self._cascade = Show1Cascade(self.backbone, self.device)
+            self._cascade = self.backbone.pipeline(self.device)
         return self._cascade
 
     def info(self) -> dict:
         """With every cascade setting and the weights' digest, so that a run directory refuses videos made with
         other settings or other weights."""
-        return {**super().info(), "backbone": self.backbone.name, "weights": self.backbone.fingerprint(),
+        return {**super().info(), "backbone": self.backbone.name, **self.kind_record(),
+                "weights": self.backbone.fingerprint(),
                 "settings": dataclasses.asdict(self.backbone.settings), **self.sources_record(),
                 **({"configured": self.configured} if self.configured else {})}
+
+    def kind_record(self) -> dict:
+        """{"backbone_kind": "latent"} for a ModelScope / ZeroScope backbone; nothing for Show-1's cascade, so run
+        folders and adapters made before a second kind existed stay as they were."""
+        return {"backbone_kind": self.backbone.kind} if self.backbone.kind != "show1" else {}
 
     def sources_record(self) -> dict:
         """{"sources": where each stage comes from} for a backbone assembled from several places, else {}: a
@@ -63,7 +68,7 @@ class CascadeMethod(Method):
         from vmc.pipelines.cascade import to_uint8
 
         last = list(outputs)[-1]
-        return Video(to_uint8(outputs[last][0]), 2.0 if last == "keyframes" else 8.0)
+        return Video(to_uint8(outputs[last][0]), self.cascade.fps(last))
 
 
 class T2VMethod(CascadeMethod):
@@ -73,7 +78,7 @@ class T2VMethod(CascadeMethod):
         return {**super().info(), "trained_parameters": 0}
 
     def adapt(self, case: Case):
-        self.cascade.t5_embeddings([*case.target_prompts, self.backbone.settings.negative_prompt])  # one encoder load
+        self.cascade.text_embeddings([*case.target_prompts, self.backbone.settings.negative_prompt])  # one encoder load
         return None
 
     def generate(self, state, prompt: str, seed: int) -> Video:

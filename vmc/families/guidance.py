@@ -107,7 +107,7 @@ class GuidanceMethod(CascadeMethod):
                                          s.num_frames, s.height, s.width, s.keyframe_steps,
                                          self.backbone.base.fingerprint()]).encode()).hexdigest()
         folder = (self.cache_dir or cascade_cache()) / case.id / key[:16]
-        cascade.t5_embeddings([case.train_prompt, *case.target_prompts, s.negative_prompt])  # one encoder load
+        cascade.text_embeddings([case.train_prompt, *case.target_prompts, s.negative_prompt])  # one encoder load
         unet = cascade.stage_unet(self.backbone.base)
         if not (folder / "reference.json").is_file():
             self.invert_reference(case, unet, folder)
@@ -116,7 +116,7 @@ class GuidanceMethod(CascadeMethod):
         latents = {int(k): v.to(self.device) for k, v in load_file(str(folder / "reference.safetensors")).items()}
         t0 = time.perf_counter()
         with torch.no_grad():
-            reference = self.read_reference(unet, latents, cascade.t5_embeddings([case.train_prompt])[0])
+            reference = self.read_reference(unet, latents, cascade.text_embeddings([case.train_prompt])[0])
         cascade.done_with(unet)
         features_s = meta["inversion_s"] + time.perf_counter() - t0
         return {"reference": reference, "cache": str(folder),
@@ -137,10 +137,11 @@ class GuidanceMethod(CascadeMethod):
         levels = set(timesteps)
         if self.settings.get("inversion_steps"):
             levels |= {round(float(t)) for t in torch.linspace(0, 999, self.settings["inversion_steps"])}
-        video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
+        video = cascade.encode(video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width
+                                            ).to(self.device))
         kept: dict[int, torch.Tensor] = {}
         scheduler = inversion_scheduler("base", dict(cascade.load_scheduler(self.backbone.base).config))
-        ddim_invert(unet, video, cascade.t5_embeddings([case.train_prompt])[0], scheduler, timesteps=levels,
+        ddim_invert(unet, video, cascade.text_embeddings([case.train_prompt])[0], scheduler, timesteps=levels,
                     keep=kept)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({str(t): kept[t].cpu().contiguous() for t in timesteps[:max(self.num_guided, 1)]},

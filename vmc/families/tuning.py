@@ -167,8 +167,9 @@ class TuningMethod(CascadeMethod):
         """Train the adapter into `folder` and invert the clip there, unless the folder has them already."""
         s, cascade, settings = self.backbone.settings, self.cascade, self.settings()
         # every prompt of the case in one encoder load (the cache serves training, inversion and generation)
-        cascade.t5_embeddings([case.train_prompt, "", *case.target_prompts, s.negative_prompt])
-        video = video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width).to(self.device)
+        cascade.text_embeddings([case.train_prompt, "", *case.target_prompts, s.negative_prompt])
+        video = cascade.encode(video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width
+                                            ).to(self.device))
         inversion = None
         if self.needs_inversion(settings) and not (folder / "inverted.safetensors").is_file():
             inversion = self.inversion_scheduler(cascade.load_scheduler(self.backbone.base))  # fails before training
@@ -239,7 +240,7 @@ class TuningMethod(CascadeMethod):
         unet = self._base_unet()
         self.prepare_unet(unet, settings)
         noise_scheduler = DDPMScheduler.from_config(cascade.load_scheduler(self.backbone.base).config)
-        text = cascade.t5_embeddings([case.train_prompt])[0]
+        text = cascade.text_embeddings([case.train_prompt])[0]
         cuda = torch.device(self.device).type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -251,7 +252,7 @@ class TuningMethod(CascadeMethod):
                     **({"peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
                        if cuda else {})}
         save_adapter(folder, unet, result["trained"], {
-            "method": self.name, "backbone": self.arg or DEFAULT_BACKBONE,
+            "method": self.name, "backbone": self.arg or DEFAULT_BACKBONE, **self.kind_record(),
             "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
             "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
             "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
@@ -264,7 +265,7 @@ class TuningMethod(CascadeMethod):
 
         from vmc.inversion import ddim_invert
 
-        empty = self.cascade.t5_embeddings([""])[0]
+        empty = self.cascade.text_embeddings([""])[0]
         noise = ddim_invert(unet, video, empty, scheduler, self.inversion_steps)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({"noise": noise.cpu().contiguous()}, str(folder / "inverted.safetensors"))

@@ -1,7 +1,8 @@
 """MotionDirector-style dual-path LoRA on the Show-1 family's keyframe UNet, through `peft`.
 
 Two adapters on disjoint layers: `spatial` on the spatial attention (Show-1's IF-style attention: the pixel
-query/key/value and output projections; it has no separate feed-forward) and `temporal` on every temporal
+query/key/value and output projections; it has no separate feed-forward; on ModelScope / ZeroScope UNets, as in
+the official code, the spatial transformers' self-attention `attn1` and feed-forward) and `temporal` on every temporal
 transformer's self-attentions (`attn1`, `attn2`) and feed-forward. A path is switched on or off as a whole.
 """
 
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-SPATIAL = r".*(?<!temp_)attentions\.\d+\.(to_q|to_k|to_v|to_out\.0)"
+SPATIAL = (r".*(?<!temp_)attentions\.\d+\.((to_q|to_k|to_v|to_out\.0)"  # Show-1: the IF-style attention itself
+           r"|transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2))")  # ModelScope
 TEMPORAL = r".*temp_attentions\.\d+\.transformer_blocks\.\d+\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2)"
 PATHS = {"spatial": SPATIAL, "temporal": TEMPORAL}
 

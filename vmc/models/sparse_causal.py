@@ -1,8 +1,10 @@
 """Sparse-causal spatial attention (Tune-A-Video): frame i's pixel keys/values come from frames 0 and i−1
-instead of frame i itself (frame 0 uses frame 0 twice, as the official code does). Implemented for the
-IF-style attention of the Show-1 pixel UNets, where the text keys/values (`add_k_proj`/`add_v_proj`) come
-first and stay as they are. A model-level switch, so an adapter trained with it (adapter.json
-`"attention": "sparse-causal"`) is generated with it too.
+instead of frame i itself (frame 0 uses frame 0 twice, as the official code does). Two attention kinds have it:
+the IF-style attention of the Show-1 pixel UNets, where the text keys/values (`add_k_proj`/`add_v_proj`) come
+first and stay as they are, and the spatial transformers' self-attention (`attn1`) of ModelScope / ZeroScope
+UNets, as in the official code on Stable Diffusion's (their cross-attention, `attn2`, stays as it is). A
+model-level switch, so an adapter trained with it (adapter.json `"attention": "sparse-causal"`) is generated
+with it too.
 """
 
 from __future__ import annotations
@@ -56,16 +58,48 @@ class SparseCausalAddedKVProcessor:
         return out.transpose(-1, -2).reshape(residual.shape) + residual
 
 
-def enable_sparse_causal(unet) -> list[SparseCausalAddedKVProcessor]:
-    """Make every spatial attention of a Show-1-style UNet sparse-causal (idempotent); returns the processors."""
+class SparseCausalSelfProcessor:
+    """Attention processor for a spatial transformer's self-attention over tokens (B·F, N, C), with keys/values
+    from frames 0 and i−1; `num_frames` is set as for SparseCausalAddedKVProcessor."""
+
+    def __init__(self):
+        self.num_frames = 1
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
+                 attention_mask=None, **_) -> torch.Tensor:
+        if encoder_hidden_states is not None or attention_mask is not None or attn.group_norm is not None \
+                or attn.spatial_norm is not None or hidden_states.ndim != 3:
+            raise ValueError("sparse-causal self-attention takes plain token self-attention only")
+        bf = hidden_states.shape[0]
+        f = self.num_frames
+        first, previous = sparse_causal_indices(f)
+
+        def heads(t):  # (B·F, N, heads·d) → (B·F, heads, N, d)
+            return t.unflatten(-1, (attn.heads, -1)).transpose(1, 2)
+
+        def sparse(proj):  # keys/values of frames 0 and i−1, side by side along the tokens, for frame i
+            t = proj(hidden_states).unflatten(0, (bf // f, f))
+            return heads(torch.cat([t[:, first], t[:, previous]], dim=2).flatten(0, 1))
+
+        out = F.scaled_dot_product_attention(heads(attn.to_q(hidden_states)), sparse(attn.to_k), sparse(attn.to_v),
+                                             dropout_p=0.0, is_causal=False)
+        out = attn.to_out[1](attn.to_out[0](out.transpose(1, 2).flatten(2)))
+        if attn.residual_connection:
+            out = out + hidden_states
+        return out / attn.rescale_output_factor
+
+
+def enable_sparse_causal(unet) -> list:
+    """Make every spatial self-attention of a Show-1 or ModelScope-style UNet sparse-causal (idempotent); returns
+    the processors."""
     processors = []
     for name, module in unet.named_modules():
         if isinstance(module, Attention) and ".attentions." in f".{name}" and "temp_attentions" not in name:
-            if module.add_k_proj is None:
-                raise ValueError(f"{name}: sparse-causal attention is implemented for IF-style attention with added "
-                                 "text keys/values (Show-1 pixel UNets), not for this block type")
-            if not isinstance(module.processor, SparseCausalAddedKVProcessor):
-                module.set_processor(SparseCausalAddedKVProcessor())
+            kind = SparseCausalAddedKVProcessor if module.add_k_proj is not None else SparseCausalSelfProcessor
+            if kind is SparseCausalSelfProcessor and module.is_cross_attention:
+                continue  # the text cross-attention keeps its keys and values
+            if not isinstance(module.processor, kind):
+                module.set_processor(kind())
             processors.append(module.processor)
     if not processors:
         raise ValueError(f"{type(unet).__name__} has no spatial attention to make sparse-causal")

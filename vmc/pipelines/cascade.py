@@ -105,6 +105,18 @@ class Backbone:
     # its stages come from several places (a copy of show-1-base with its siblings or the hub: vmc.backbones), so
     # run.json and adapter.json say which
     assembled: bool = False
+    # "show1": the Show-1 cascade (Show1Cascade); "latent": one latent video stage, ModelScope / ZeroScope
+    # (vmc.pipelines.latent_video), whose `base` is the whole diffusers pipeline folder and `settings` a
+    # LatentVideoSettings
+    kind: str = "show1"
+
+    def pipeline(self, device, dtype=None):
+        """The sampler of this backbone: Show1Cascade or LatentVideoPipeline, which answer the same calls."""
+        if self.kind == "latent":
+            from vmc.pipelines.latent_video import LatentVideoPipeline
+
+            return LatentVideoPipeline(self, device, dtype)
+        return Show1Cascade(self, device, dtype)
 
     def adaptation_for(self, method: str) -> dict:
         return dict(self.adaptation.get(method, {}))
@@ -118,6 +130,8 @@ class Backbone:
     @property
     def stages(self) -> tuple[str, ...]:
         """The stages this backbone has, in order (a cascade may stop after any stage but the first)."""
+        if self.kind == "latent":
+            return ("video",)
         have = {"keyframes": True, "interp": self.interpolation is not None, "sr1": self.sr1 is not None,
                 "sr2": self.sr2 is not None}
         out = []
@@ -160,7 +174,30 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 3, 0).cpu().numpy()
 
 
-class Show1Cascade:
+def load_part(cls, source: Source, subfolder: str, dtype: torch.dtype, **kw):
+    """cls.from_pretrained of one part of a model folder, with one clear line for missing, gated or unreachable
+    weights (the weights variant, e.g. fp16, when loading in fp16)."""
+    from eval.errors import UserError
+
+    if source.variant and dtype == torch.float16 and "torch_dtype" in kw:
+        kw["variant"] = source.variant
+    try:
+        return cls.from_pretrained(source.path, subfolder=subfolder, **source.kwargs(), **kw)
+    except (OSError, ValueError) as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = ""
+        if "gated" in str(e).lower() or "401" in str(e) or "403" in str(e):
+            hint = " — the repository is gated: accept its licence on the hub, then `huggingface-cli login`"
+        elif not Path(source.path).exists():
+            hint = " — hub weights download once on a machine with network access (then they are cached)"
+        raise UserError(f"cannot load {source.path}/{subfolder}: {text}{hint}") from None
+
+
+class ModelPipeline:
+    """What every backbone's sampler shares: loading a part of a model folder, a stage's UNet kept or released
+    after each video (`keep_models`), and its text embeddings computed once per pipeline. A subclass names its
+    UNet and scheduler classes."""
+
     def __init__(self, backbone: Backbone, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
         self.backbone = backbone
         self.settings = backbone.settings
@@ -169,33 +206,20 @@ class Show1Cascade:
         self._embeds: dict[str, torch.Tensor] = {}
         self._kept: dict[str, torch.nn.Module] = {}
 
-    # loading -------------------------------------------------------------------------------------------
-    def _load(self, cls, source: Source, subfolder: str, **kw):
-        """from_pretrained with one clear line for missing, gated or unreachable weights."""
-        from eval.errors import UserError
+    def unet_class(self):
+        raise NotImplementedError
 
-        if source.variant and self.dtype == torch.float16 and "torch_dtype" in kw:
-            kw["variant"] = source.variant
-        try:
-            return cls.from_pretrained(source.path, subfolder=subfolder, **source.kwargs(), **kw)
-        except (OSError, ValueError) as e:
-            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            hint = ""
-            if "gated" in str(e).lower() or "401" in str(e) or "403" in str(e):
-                hint = " — the repository is gated: accept its licence on the hub, then `huggingface-cli login`"
-            elif not Path(source.path).exists():
-                hint = " — hub weights download once on a machine with network access (then they are cached)"
-            raise UserError(f"cannot load {source.path}/{subfolder}: {text}{hint}") from None
+    def scheduler_class(self):
+        raise NotImplementedError
+
+    def _load(self, cls, source: Source, subfolder: str, **kw):
+        return load_part(cls, source, subfolder, self.dtype, **kw)
 
     def load_unet(self, source: Source):
-        from vmc.models import Show1UNet3D
-
-        return self._load(Show1UNet3D, source, "unet", torch_dtype=self.dtype).to(self.device).eval()
+        return self._load(self.unet_class(), source, "unet", torch_dtype=self.dtype).to(self.device).eval()
 
     def load_scheduler(self, source: Source, subfolder: str = "scheduler", cls=None):
-        from diffusers import DPMSolverMultistepScheduler
-
-        return self._load(cls or DPMSolverMultistepScheduler, source, subfolder)
+        return self._load(cls or self.scheduler_class(), source, subfolder)
 
     def stage_unet(self, source: Source):
         """A stage's own UNet: loaded once and kept with `keep_models`, else loaded for this video only."""
@@ -217,8 +241,37 @@ class Show1Cascade:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+
+class Show1Cascade(ModelPipeline):
+    def unet_class(self):
+        from vmc.models import Show1UNet3D
+
+        return Show1UNet3D
+
+    def scheduler_class(self):
+        from diffusers import DPMSolverMultistepScheduler
+
+        return DPMSolverMultistepScheduler
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return self.backbone.stages
+
+    @property
+    def sample_size(self) -> tuple[int, int]:
+        """The keyframe UNet's sample height and width: the keyframes' own, in pixels."""
+        return self.settings.height, self.settings.width
+
+    def fps(self, stage: str) -> float:
+        """As the official code saves each stage."""
+        return 2.0 if stage == "keyframes" else 8.0
+
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """What the keyframe UNet takes of a clip (B, 3, F, H, W) in [-1, 1]: the pixels themselves."""
+        return video
+
     # text ------------------------------------------------------------------------------------------------
-    def t5_embeddings(self, prompts: list[str]) -> list[torch.Tensor]:
+    def text_embeddings(self, prompts: list[str]) -> list[torch.Tensor]:
         """T5 embeddings of prompts with the base model's encoder, each computed once per cascade."""
         todo = [p for p in dict.fromkeys(prompts) if p not in self._embeds]
         if todo:
@@ -240,7 +293,7 @@ class Show1Cascade:
         from vmc.pipelines.keyframes import KeyframeSampler
 
         s = self.settings
-        text, negative = self.t5_embeddings([prompt, s.negative_prompt])
+        text, negative = self.text_embeddings([prompt, s.negative_prompt])
         own = unet is None
         unet = unet or self.stage_unet(self.backbone.base)
         sampler = KeyframeSampler(unet, self.load_scheduler(self.backbone.base))
@@ -258,7 +311,7 @@ class Show1Cascade:
         from vmc.pipelines.interpolation import InterpolationSampler
 
         s = self.settings
-        text, negative = self.t5_embeddings([prompt, s.negative_prompt])
+        text, negative = self.text_embeddings([prompt, s.negative_prompt])
         unet = self.stage_unet(self.backbone.interpolation)
         out = InterpolationSampler(unet, self.load_scheduler(self.backbone.interpolation))(
             keyframes, text, negative, s.interp_new_per_pair, s.interp_steps, s.interp_guidance,
@@ -291,7 +344,7 @@ class Show1Cascade:
         from vmc.pipelines.super_resolution import PixelSRSampler
 
         s, src = self.settings, self.backbone.sr1
-        text, negative = self.t5_embeddings([prompt, s.negative_prompt])
+        text, negative = self.text_embeddings([prompt, s.negative_prompt])
         first = self.first_frame_sr(video[:, :, 0], text, negative, seed) if self.backbone.if_sr else None
         unet = self.stage_unet(src)
         sampler = PixelSRSampler(unet, self.load_scheduler(src),

@@ -1,5 +1,6 @@
 """Keyframe stage: text → 8 × 40×64 pixel-space frames with the base UNet (official defaults: DPM-Solver++
-with the base scheduler config, 75 steps, guidance 9.0).
+with the base scheduler config, 75 steps, guidance 9.0). The same sampler draws a latent video backbone's
+latents (vmc.pipelines.latent_video) with `pixels=False`.
 
 As in the official pipeline, the scheduler steps each frame as its own sample (B·F, C, H, W), which matters
 for DPM-Solver's dynamic thresholding (its quantile is taken per frame). `init_latents` replaces the
@@ -26,10 +27,10 @@ PIXEL_CHANNELS = 3  # ε channels; a learned-variance UNet returns 3 more, condi
 
 def guided_prediction(unet, x: torch.Tensor, t, text: torch.Tensor, negative: torch.Tensor | None,
                       guidance_scale: float, class_labels: torch.Tensor | None = None,
-                      learned_variance: bool = False) -> torch.Tensor:
-    """The UNet's ε (and, with learned_variance, the text branch's variance channels) under classifier-free
-    guidance: ε_u + s·(ε_c − ε_u), both branches in one batch."""
-    c = PIXEL_CHANNELS
+                      learned_variance: bool = False, channels: int = PIXEL_CHANNELS) -> torch.Tensor:
+    """The UNet's ε (its first `channels` output channels; with learned_variance, the text branch's variance
+    channels after them) under classifier-free guidance: ε_u + s·(ε_c − ε_u), both branches in one batch."""
+    c = channels
     if negative is not None and guidance_scale > 1.0:
         labels = torch.cat([class_labels] * 2) if class_labels is not None else None
         out = unet(torch.cat([x, x]), t, torch.cat([negative, text]), class_labels=labels).sample
@@ -49,15 +50,17 @@ def scheduler_step_per_frame(scheduler, eps: torch.Tensor, t, x: torch.Tensor, g
 
 
 class KeyframeSampler:
-    def __init__(self, unet, scheduler):
-        self.unet, self.scheduler = unet, scheduler
+    def __init__(self, unet, scheduler, pixels: bool = True):
+        """`pixels`: the UNet samples pixels (Show-1), whose result is clamped to [-1, 1]; else latents (ModelScope,
+        ZeroScope), returned as they are for the VAE to decode."""
+        self.unet, self.scheduler, self.pixels = unet, scheduler, pixels
 
     @torch.no_grad()
     def __call__(self, prompt_embeds: torch.Tensor, negative_embeds: torch.Tensor | None = None,
                  num_frames: int = 8, height: int = 40, width: int = 64, num_inference_steps: int = 75,
                  guidance_scale: float = 9.0, generator: torch.Generator | None = None,
                  init_latents: torch.Tensor | None = None, progress: bool = True, guidance=None) -> torch.Tensor:
-        """(B, 3, F, H, W) frames in [-1, 1] (clamped)."""
+        """(B, C, F, H, W): frames in [-1, 1] (clamped), or latents."""
         unet, scheduler = self.unet, self.scheduler
         device, dtype = prompt_embeds.device, unet.dtype
         b = prompt_embeds.shape[0]
@@ -76,9 +79,9 @@ class KeyframeSampler:
             if guidance is not None and guidance.wants(i):
                 x = self.guide(guidance, x, t, i, text)
             eps = guided_prediction(unet, scheduler.scale_model_input(x, t), t, text, negative, guidance_scale,
-                                    learned_variance=learned)
+                                    learned_variance=learned, channels=shape[1])
             x = scheduler_step_per_frame(scheduler, eps, t, x, generator)
-        return x.clamp(-1, 1)
+        return x.clamp(-1, 1) if self.pixels else x
 
     def guide(self, guidance, x: torch.Tensor, t, step: int, text: torch.Tensor) -> torch.Tensor:
         """The guidance's correction of x at this step; the features it reads are those of the UNet's

@@ -64,7 +64,7 @@ def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: st
         x0 = x0.to(cascade.device, cascade.dtype)
         reverse = MOTIONS[motion].reverse
         captions = [s.caption() for s in scenes] + [replace(s, motion=reverse).caption() for s in scenes]
-        text = torch.cat(cascade.t5_embeddings(captions))
+        text = torch.cat(cascade.text_embeddings(captions))
         row = {"motion": motion, "reverse": reverse, "reverse_held_out": reverse in held_out}
         for t in timesteps:
             noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(rng.integers(2**31))))

@@ -1,0 +1,152 @@
+"""The latent text-to-video backbone of ModelScope and ZeroScope: one stage, a CLIP text encoder, a VAE and
+diffusers' `UNet3DConditionModel` over VAE latents, sampled with DDIM, as diffusers' `TextToVideoSDPipeline` does.
+
+It answers the same calls as the Show-1 cascade (vmc.pipelines.cascade.Show1Cascade), so every method runs on it
+unchanged: `text_embeddings`, `encode` (pixels → what the adapted UNet takes: here VAE latents scaled by the
+VAE's scaling factor, the distribution's mean so that a clip always encodes the same way), `sample_size`,
+`load_unet` / `stage_unet` / `load_scheduler`, and `run`, whose one stage, "video", is sampled by the same
+keyframe sampler (guidance hook included) and decoded. The VAE encodes and decodes a few frames at a time
+(`vae_frames`), so 24 frames at 576×320 fit a 24 GB GPU. Official defaults (ZeroScope v2 576w): 24 frames at
+576×320, 50 DDIM steps, guidance 9 (diffusers' default for this pipeline), an empty negative prompt, 8 fps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vmc.pipelines.cascade import ModelPipeline
+
+STAGES = ("video",)
+
+
+@dataclass
+class LatentVideoSettings:
+    """The names are those of the cascade's first stage (CascadeSettings), which the methods read: here that
+    stage is the whole video."""
+
+    num_frames: int = 24
+    height: int = 320
+    width: int = 576
+    keyframe_steps: int = 50
+    keyframe_guidance: float = 9.0
+    inverted_keyframe_guidance: float | None = None  # None keeps keyframe_guidance (as CascadeSettings)
+    negative_prompt: str = ""
+    fps: float = 8.0
+    vae_frames: int = 8  # frames per VAE encode / decode call
+    keep_models: bool = False  # keep the UNet loaded between videos (small models)
+
+
+class LatentVideoPipeline(ModelPipeline):
+    stages = STAGES
+
+    def __init__(self, backbone, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+        super().__init__(backbone, device, dtype)
+        self._vae = None
+
+    def unet_class(self):
+        from diffusers import UNet3DConditionModel
+
+        return UNet3DConditionModel
+
+    def scheduler_class(self):
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler
+
+    @property
+    def vae(self):
+        if self._vae is None:
+            from diffusers import AutoencoderKL
+
+            self._vae = self._load(AutoencoderKL, self.backbone.base, "vae", torch_dtype=self.dtype).to(self.device)
+            self._vae.eval().requires_grad_(False)
+        return self._vae
+
+    @property
+    def vae_scale(self) -> int:
+        """How much smaller the latents are than the frames (8 for ZeroScope), read from the VAE's config as
+        diffusers does."""
+        from diffusers import AutoencoderKL
+
+        config = AutoencoderKL.load_config(self.backbone.base.path, subfolder="vae", **self.backbone.base.kwargs())
+        return 2 ** (len(config["block_out_channels"]) - 1)
+
+    @property
+    def sample_size(self) -> tuple[int, int]:
+        """The UNet's sample height and width at the settings' frame size."""
+        s, f = self.settings, self.vae_scale
+        return s.height // f, s.width // f
+
+    def fps(self, stage: str) -> float:
+        return self.settings.fps
+
+    # text ------------------------------------------------------------------------------------------------
+    def text_embeddings(self, prompts: list[str]) -> list[torch.Tensor]:
+        """CLIP text embeddings (the last hidden state of 77 padded tokens, as TextToVideoSDPipeline encodes a
+        prompt), each computed once per pipeline."""
+        todo = [p for p in dict.fromkeys(prompts) if p not in self._embeds]
+        if todo:
+            from transformers import CLIPTextModel, CLIPTokenizer
+
+            src = self.backbone.base
+            tokenizer = self._load(CLIPTokenizer, src, "tokenizer")
+            encoder = self._load(CLIPTextModel, src, "text_encoder", torch_dtype=self.dtype).to(self.device).eval()
+            tokens = tokenizer(todo, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                               return_tensors="pt")
+            mask = tokens.attention_mask.to(self.device) if getattr(encoder.config, "use_attention_mask", False) \
+                else None
+            with torch.no_grad():
+                out = encoder(tokens.input_ids.to(self.device), attention_mask=mask)[0]
+            for p, e in zip(todo, out):
+                self._embeds[p] = e
+            self.release(encoder)
+        return [self._embeds[p][None] for p in prompts]
+
+    # latents ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, F, H, W) in [-1, 1] → (B, C, F, H/8, W/8) latents (the mean of the VAE's distribution, scaled)."""
+        vae, b, f = self.vae, video.shape[0], video.shape[2]
+        frames = video.permute(0, 2, 1, 3, 4).flatten(0, 1).to(self.device, vae.dtype)
+        step = max(1, self.settings.vae_frames)
+        latents = torch.cat([vae.encode(frames[i:i + step]).latent_dist.mean
+                             for i in range(0, len(frames), step)]) * vae.config.scaling_factor
+        return latents.unflatten(0, (b, f)).permute(0, 2, 1, 3, 4).float()
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, C, F, h, w) latents → (B, 3, F, H, W) frames in [-1, 1] (clamped)."""
+        vae, b, f = self.vae, latents.shape[0], latents.shape[2]
+        flat = latents.permute(0, 2, 1, 3, 4).flatten(0, 1).to(vae.dtype) / vae.config.scaling_factor
+        step = max(1, self.settings.vae_frames)
+        frames = torch.cat([vae.decode(flat[i:i + step]).sample for i in range(0, len(flat), step)])
+        return frames.unflatten(0, (b, f)).permute(0, 2, 1, 3, 4).float().clamp(-1, 1)
+
+    # sampling --------------------------------------------------------------------------------------------
+    def run(self, prompt: str, seed: int = 0, stages=None, init_latents=None, keyframe_unet=None,
+            guidance=None) -> dict:
+        """{"video": (B, 3, F, H, W) in [-1, 1]}; the arguments are the cascade's (`keyframe_unet`: the adapted
+        UNet, `init_latents`: the starting latents, `guidance`: a vmc.families.guidance.Guidance)."""
+        from vmc.pipelines.keyframes import KeyframeSampler
+
+        if stages and set(stages) - set(STAGES):
+            from eval.errors import UserError
+
+            raise UserError(f"backbone {self.backbone.name} has one stage, video (asked for {', '.join(stages)})")
+        s = self.settings
+        text, negative = self.text_embeddings([prompt, s.negative_prompt])
+        own = keyframe_unet is None
+        unet = keyframe_unet or self.stage_unet(self.backbone.base)
+        cfg = s.keyframe_guidance
+        if init_latents is not None and s.inverted_keyframe_guidance is not None:
+            cfg = s.inverted_keyframe_guidance
+        h, w = self.sample_size
+        sampler = KeyframeSampler(unet, self.load_scheduler(self.backbone.base), pixels=False)
+        latents = sampler(text, negative, s.num_frames, h, w, s.keyframe_steps, cfg,
+                          generator=torch.Generator(self.device).manual_seed(seed), init_latents=init_latents,
+                          guidance=guidance)
+        if own:
+            self.done_with(unet)
+        return {"video": self.decode(latents)}
