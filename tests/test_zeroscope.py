@@ -184,3 +184,17 @@ def test_tav_and_md_find_their_layers_in_a_modelscope_unet(tiny_zeroscope):
     assert any(".ff." in n for n in spatial) and not any("attn2" in n for n in spatial)
     temporal = {n.split(".lora_")[0] for n in names["temporal"]}
     assert temporal and all("temp_attentions" in n for n in temporal)
+
+
+def test_the_hub_profiles_resolve_offline_with_their_official_sizes():
+    """`vmc:zeroscope` and `md:modelscope` name the hub models; nothing loads until a video is made."""
+    from eval.methods import create_method
+
+    zeroscope = create_method("vmc:zeroscope", "cpu").info()
+    assert (zeroscope["backbone"], zeroscope["backbone_kind"]) == ("zeroscope", "latent")
+    s = zeroscope["settings"]
+    assert (s["num_frames"], s["height"], s["width"], s["keyframe_steps"], s["keyframe_guidance"]) == (24, 320, 576,
+                                                                                                      50, 9.0)
+    modelscope = create_method("md:modelscope", "cpu")
+    assert modelscope.label == "md-modelscope" and modelscope.backbone.settings.num_frames == 16
+    assert modelscope.train_config().lr == 5e-4 and modelscope.train_config().steps == 150  # MotionDirector's own
