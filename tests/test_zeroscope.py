@@ -198,3 +198,16 @@ def test_the_hub_profiles_resolve_offline_with_their_official_sizes():
     modelscope = create_method("md:modelscope", "cpu")
     assert modelscope.label == "md-modelscope" and modelscope.backbone.settings.num_frames == 16
     assert modelscope.train_config().lr == 5e-4 and modelscope.train_config().steps == 150  # MotionDirector's own
+
+
+def test_gradient_checkpointing_is_refused_in_one_line_where_the_unet_has_none(tiny_zeroscope):
+    """diffusers' UNet3DConditionModel does not support gradient checkpointing: say so before training."""
+    from diffusers import UNet3DConditionModel
+
+    from vmc.models.checkpointing import set_gradient_checkpointing
+
+    unet = UNet3DConditionModel.from_pretrained(tiny_zeroscope, subfolder="unet")
+    for mode in ("convs", "full"):
+        with pytest.raises(ValueError, match="does not support gradient checkpointing.*use 'none'"):
+            set_gradient_checkpointing(unet, mode)
+    set_gradient_checkpointing(unet, "none")

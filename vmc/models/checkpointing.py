@@ -37,9 +37,15 @@ def set_gradient_checkpointing(unet, mode: str):
     """'none', 'convs' (the blocks' convolutional parts recomputed from their inputs) or 'full' (every part), on
     a UNet whose blocks checkpoint through diffusers' `enable_gradient_checkpointing`."""
     check_mode(mode)
-    for block in unet.modules():
-        if hasattr(block, "checkpoint_attention"):
-            block.checkpoint_attention = mode != "convs"
+    blocks = [block for block in unet.modules() if hasattr(block, "checkpoint_attention")]
+    if mode != "none" and not getattr(unet, "_supports_gradient_checkpointing", False):
+        raise ValueError(f"gradient_checkpointing {mode!r}: {type(unet).__name__} does not support gradient "
+                         "checkpointing (diffusers' UNet3DConditionModel does not): use 'none'")
+    if mode == "convs" and not blocks:
+        raise ValueError(f"gradient_checkpointing 'convs' needs Show-1's blocks, which {type(unet).__name__} does not "
+                         "have: use 'full'")
+    for block in blocks:
+        block.checkpoint_attention = mode != "convs"
     if mode != "none":
         unet.enable_gradient_checkpointing()
     elif getattr(unet, "is_gradient_checkpointing", False):  # any model trains with none, a diffusers one or not
