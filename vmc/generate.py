@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from eval.errors import UserError, cli_main
@@ -68,6 +69,10 @@ def adapter_method(folder: Path, backbone: str | None, device: str | None):
     if made_on != method.backbone.kind:
         raise UserError(f"{folder}: an adapter made on {KINDS.get(made_on, made_on)} ({info.get('backbone')}); "
                         f"{method.backbone.name} is {KINDS[method.backbone.kind]}")
+    trained_on = info.get("base", {}).get("id")
+    if trained_on and trained_on != method.backbone.base.path:  # the same layout (checked on loading), other weights
+        print(f"note: {folder} was trained on {trained_on}; generating with {method.backbone.base.path}",
+              file=sys.stderr)
     return method
 
 
