@@ -6,7 +6,7 @@ scheduler/ ZeroScope's DDIM schedule) plus cascade.json with tiny frame sizes. F
 video backbone with no downloads: every method runs on it on a CPU in seconds. With --official-size, the same
 at ZeroScope's published sizes (UNet3DConditionModel's default configuration, which is ModelScope's; Stable
 Diffusion's VAE; OpenCLIP ViT-H's text tower; 24 frames at 576×320), in fp16, for timing on a GPU
-(bench/zeroscope.py): its weights are random, so nothing it draws means anything.
+(bench/methods.py): its weights are random, so nothing it draws means anything.
 """
 
 from __future__ import annotations

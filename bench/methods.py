@@ -1,0 +1,112 @@
+"""Adaptation and generation per video of every native method on one backbone, measured side by side in one
+process: seconds, each generation's ratio to t2v's, and peak GPU memory.
+
+    python bench/methods.py                                  # CPU: the shapes backbone
+    python bench/methods.py --backbone zeroscope-random      # GPU: ZeroScope's published sizes, random weights
+    python bench/methods.py --backbone tiny-zeroscope --steps 2
+
+Every method adapts to one reference clip (--case, a case of --benchmark, resampled to the backbone's frames and
+size as in eval.run) with its settings on that backbone and generates one video for the case's first target
+prompt (after one warm-up video of another seed). With --steps, a tuning method trains that many steps and its time for its own step count is extrapolated
+from the time per step (at ZeroScope's size, 400 steps of vmc would take most of a GPU session). `zeroscope-random`
+is a random model of ZeroScope's layout at its published sizes (24 frames at 576×320; written once by `python -m
+vmc.tools.make_tiny_zeroscope --official-size` to --model): timing only, nothing meaningful is generated.
+Published figures to compare with: MotionDirector about 14 GB and 1.5–4.5 minutes per video on an A5000; DMT
+about 32 GB and 7 minutes per video on an A40.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,inversion"
+
+
+def peak_gb(device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if torch.device(device).type == "cuda" else None
+
+
+def measure(name: str, backbone: str, case, device: str, steps: int | None, cache: Path) -> dict:
+    from eval.methods import create_method
+    from vmc.families.tuning import TuningMethod
+
+    method = create_method(f"{name}:{backbone}", device)
+    method.cache_dir = cache
+    official = None
+    if steps and isinstance(method, TuningMethod) and method.trains:
+        official = method.train_config().steps
+        method.configure({"steps": steps})
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    state = method.adapt(case)
+    adapt_s = time.perf_counter() - t0
+    adapt_peak = peak_gb(device)
+    protocol = method.protocol(state) or {}
+    if official is not None:  # the official number of steps, from the time per step measured
+        train_s = protocol.get("train_s", 0.0)
+        adapt_s += train_s * (official / steps - 1)
+    method.generate(state, case.target_prompts[0], 1)  # warm-up: the models loaded, the kernels chosen
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    method.generate(state, case.target_prompts[0], 0)
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+    return {"adapt_s": adapt_s, "generate_s": time.perf_counter() - t0, "adapt_gb": adapt_peak,
+            "generate_gb": peak_gb(device), "trained": protocol.get("trained_parameters", 0),
+            "official_steps": official}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backbone", default="shapes", help="any eval.run backbone, or zeroscope-random")
+    p.add_argument("--model", type=Path, default=Path("/tmp/bench-zeroscope-random"),
+                   help="where zeroscope-random is (written when absent)")
+    p.add_argument("--benchmark", default="shapes-dev")
+    p.add_argument("--case", default="rise")
+    p.add_argument("--methods", default=METHODS)
+    p.add_argument("--steps", type=int, default=None, help="training steps actually run by a tuning method "
+                   "(default: its own count)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args()
+    from eval.manifest import load_benchmark
+
+    backbone = args.backbone
+    if backbone == "zeroscope-random":
+        if not (args.model / "model_index.json").is_file():
+            from vmc.tools.make_tiny_zeroscope import make
+
+            t0 = time.perf_counter()
+            make(args.model, size="official")
+            print(f"random model written to {args.model} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        backbone = str(args.model)
+    case = next(c for c in load_benchmark(args.benchmark).cases if c.id == args.case)
+    torch.set_num_threads(1 if args.device == "cpu" else torch.get_num_threads())  # as eval.run computes on a CPU
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = {name: measure(name, backbone, case, args.device, args.steps, Path(tmp))
+                for name in args.methods.split(",")}
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU, 1 thread"
+    print(f"backbone {args.backbone}, case {args.benchmark}/{args.case}, {where}"
+          + (f"; tuning methods: {args.steps} steps run, their own count extrapolated" if args.steps else ""))
+    base = rows.get("t2v", {}).get("generate_s")
+    print(f"{'method':<18}{'trained':>12}{'adapt s':>10}{'generate s':>12}{'× t2v':>8}{'adapt GB':>10}{'gen GB':>8}")
+    for name, r in rows.items():
+        ratio = f"{r['generate_s'] / base:.2f}" if base else "-"
+        gb = lambda v: f"{v:.1f}" if v is not None else "-"  # noqa: E731
+        print(f"{name:<18}{r['trained']:>12,}{r['adapt_s']:>10.1f}{r['generate_s']:>12.1f}{ratio:>8}"
+              f"{gb(r['adapt_gb']):>10}{gb(r['generate_gb']):>8}")
+
+
+if __name__ == "__main__":
+    main()
