@@ -7,8 +7,9 @@ process: seconds, each generation's ratio to t2v's, and peak GPU memory.
 
 Every method adapts to one reference clip (--case, a case of --benchmark, resampled to the backbone's frames and
 size as in eval.run) with its settings on that backbone and generates one video for the case's first target
-prompt (after one warm-up video of another seed). With --steps, a tuning method trains that many steps and its time for its own step count is extrapolated
-from the time per step (at ZeroScope's size, 400 steps of vmc would take most of a GPU session). `zeroscope-random`
+prompt (after one warm-up video of another seed). With --steps, a tuning method trains that many steps and its
+time for its own step count is extrapolated from the time per step (at ZeroScope's size, 400 steps of vmc would
+take most of a GPU session). `zeroscope-random`
 is a random model of ZeroScope's layout at its published sizes (24 frames at 576×320; written once by `python -m
 vmc.tools.make_tiny_zeroscope --official-size` to --model): timing only, nothing meaningful is generated.
 Published figures to compare with: MotionDirector about 14 GB and 1.5–4.5 minutes per video on an A5000; DMT
@@ -30,8 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,inversion"
 
 
+def settle(device):
+    """Wait for the GPU's queued work and start a new peak-memory count (nothing on a CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def peak_gb(device) -> float | None:
-    return torch.cuda.max_memory_allocated(device) / 2**30 if torch.device(device).type == "cuda" else None
+    if torch.device(device).type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated(device) / 2**30
 
 
 def measure(name: str, backbone: str, case, device: str, steps: int | None, cache: Path) -> dict:
@@ -44,28 +55,22 @@ def measure(name: str, backbone: str, case, device: str, steps: int | None, cach
     if steps and isinstance(method, TuningMethod) and method.trains:
         official = method.train_config().steps
         method.configure({"steps": steps})
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
+    settle(device)
     t0 = time.perf_counter()
     state = method.adapt(case)
-    adapt_s = time.perf_counter() - t0
     adapt_peak = peak_gb(device)
+    adapt_s = time.perf_counter() - t0
     protocol = method.protocol(state) or {}
     if official is not None:  # the official number of steps, from the time per step measured
         train_s = protocol.get("train_s", 0.0)
         adapt_s += train_s * (official / steps - 1)
     method.generate(state, case.target_prompts[0], 1)  # warm-up: the models loaded, the kernels chosen
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
+    settle(device)
     t0 = time.perf_counter()
     method.generate(state, case.target_prompts[0], 0)
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+    generate_peak = peak_gb(device)
     return {"adapt_s": adapt_s, "generate_s": time.perf_counter() - t0, "adapt_gb": adapt_peak,
-            "generate_gb": peak_gb(device), "trained": protocol.get("trained_parameters", 0),
-            "official_steps": official}
+            "generate_gb": generate_peak, "trained": protocol.get("trained_parameters", 0)}
 
 
 def main():
@@ -81,6 +86,7 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args()
     from eval.manifest import load_benchmark
+    from eval.run import CPU_THREADS
 
     backbone = args.backbone
     if backbone == "zeroscope-random":
@@ -92,18 +98,22 @@ def main():
             print(f"random model written to {args.model} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         backbone = str(args.model)
     case = next(c for c in load_benchmark(args.benchmark).cases if c.id == args.case)
-    torch.set_num_threads(1 if args.device == "cpu" else torch.get_num_threads())  # as eval.run computes on a CPU
+    if args.device == "cpu":
+        torch.set_num_threads(CPU_THREADS)  # as eval.run computes on a CPU
     with tempfile.TemporaryDirectory() as tmp:
         rows = {name: measure(name, backbone, case, args.device, args.steps, Path(tmp))
                 for name in args.methods.split(",")}
-    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU, 1 thread"
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {CPU_THREADS} thread(s)"
     print(f"backbone {args.backbone}, case {args.benchmark}/{args.case}, {where}"
           + (f"; tuning methods: {args.steps} steps run, their own count extrapolated" if args.steps else ""))
     base = rows.get("t2v", {}).get("generate_s")
+
+    def gb(value):
+        return f"{value:.1f}" if value is not None else "-"
+
     print(f"{'method':<18}{'trained':>12}{'adapt s':>10}{'generate s':>12}{'× t2v':>8}{'adapt GB':>10}{'gen GB':>8}")
     for name, r in rows.items():
         ratio = f"{r['generate_s'] / base:.2f}" if base else "-"
-        gb = lambda v: f"{v:.1f}" if v is not None else "-"  # noqa: E731
         print(f"{name:<18}{r['trained']:>12,}{r['adapt_s']:>10.1f}{r['generate_s']:>12.1f}{ratio:>8}"
               f"{gb(r['adapt_gb']):>10}{gb(r['generate_gb']):>8}")
 

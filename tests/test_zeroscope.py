@@ -211,3 +211,12 @@ def test_gradient_checkpointing_is_refused_in_one_line_where_the_unet_has_none(t
         with pytest.raises(ValueError, match="does not support gradient checkpointing.*use 'none'"):
             set_gradient_checkpointing(unet, mode)
     set_gradient_checkpointing(unet, "none")
+
+
+def test_gradient_checkpointing_on_zeroscope_is_refused_before_any_work(tiny_zeroscope):
+    from eval.methods import create_method
+
+    method = create_method(f"vmc:{tiny_zeroscope}", "cpu")
+    with pytest.raises(UserError, match="gradient_checkpointing 'full'.*UNet3DConditionModel.*use 'none'"):
+        method.configure({"gradient_checkpointing": "full"})
+

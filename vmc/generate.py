@@ -97,7 +97,7 @@ def main(argv=None):
         state = method.reload(args.adapter)
         cascade = method.cascade
         start = {"init_latents": method.start_latents(state, args.seed), "keyframe_unet": state["unet"]}
-    known = STAGES if cascade.backbone.kind == "show1" else cascade.stages
+    known = cascade.known_stages
     stages = [s.strip() for s in (args.stages or ",".join(cascade.backbone.stages)).split(",") if s.strip()]
     if not stages or set(stages) - set(known):
         raise UserError(f"--stages {args.stages}: the stages of {cascade.backbone.name} are {', '.join(known)}")

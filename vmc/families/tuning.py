@@ -124,9 +124,14 @@ class TuningMethod(CascadeMethod):
         overrides = {k: v for k, v in self.overrides.items()
                      if not k.startswith("inversion_") and k not in self.own_settings}
         try:
-            return dataclasses.replace(TrainConfig(**self.defaults), **overrides)
+            config = dataclasses.replace(TrainConfig(**self.defaults), **overrides)
         except (TypeError, ValueError) as e:
             raise UserError(f"{self.name} settings on backbone {self.backbone.name}: {e}") from None
+        unet = self.cascade.unet_class()  # a class, nothing loaded: refused before any work starts
+        if config.gradient_checkpointing != "none" and not getattr(unet, "_supports_gradient_checkpointing", False):
+            raise UserError(f"{self.name} settings on backbone {self.backbone.name}: gradient_checkpointing "
+                            f"{config.gradient_checkpointing!r}, which {unet.__name__} does not support: use 'none'")
+        return config
 
     @property
     def inversion_steps(self) -> int:

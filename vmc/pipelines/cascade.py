@@ -243,6 +243,8 @@ class ModelPipeline:
 
 
 class Show1Cascade(ModelPipeline):
+    known_stages = STAGES  # what --stages may name (a backbone has the first few: Backbone.stages)
+
     def unet_class(self):
         from vmc.models import Show1UNet3D
 
@@ -252,10 +254,6 @@ class Show1Cascade(ModelPipeline):
         from diffusers import DPMSolverMultistepScheduler
 
         return DPMSolverMultistepScheduler
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return self.backbone.stages
 
     @property
     def sample_size(self) -> tuple[int, int]:

@@ -39,7 +39,7 @@ class LatentVideoSettings:
 
 
 class LatentVideoPipeline(ModelPipeline):
-    stages = STAGES
+    known_stages = STAGES
 
     def __init__(self, backbone, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
         super().__init__(backbone, device, dtype)
@@ -67,11 +67,8 @@ class LatentVideoPipeline(ModelPipeline):
     @property
     def vae_scale(self) -> int:
         """How much smaller the latents are than the frames (8 for ZeroScope), read from the VAE's config as
-        diffusers does."""
-        from diffusers import AutoencoderKL
-
-        config = AutoencoderKL.load_config(self.backbone.base.path, subfolder="vae", **self.backbone.base.kwargs())
-        return 2 ** (len(config["block_out_channels"]) - 1)
+        diffusers does (the VAE is loaded once and kept: every clip and video passes through it)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
     def sample_size(self) -> tuple[int, int]:
