@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from eval.search_space import Param
+from eval.settings import Setting
 from vmc.families.guidance import Guidance, GuidanceMethod
 from vmc.models.features import UNetFeatures
 
@@ -92,7 +93,12 @@ class DMTMethod(GuidanceMethod):
     defaults = {"features": ["up_blocks.1.resnets.1.conv2", "up_blocks.1.temp_convs.1", "up_blocks.1.upsamplers.0"],
                 "guided_share": 0.4, "iterations": 10, "lr": [0.007, 0.004], "downsample_factor": 4,
                 "inversion_steps": None}
-    space = {"guided_share": Param(0.4, 0.1, 0.8), "iterations": Param(10, 3, 20, integer=True)}
+    declared_settings = {"features": Setting(list, item=Setting(str)),
+                         "guided_share": Setting(float, low=0, high=1, search=Param(0.4, 0.1, 0.8)),
+                         "iterations": Setting(int, low=1, search=Param(10, 3, 20, integer=True)),
+                         "lr": Setting(list, length=2, item=Setting(float, positive=True)),
+                         "downsample_factor": Setting(int, low=1),
+                         "inversion_steps": Setting(int, low=1, optional=True)}
 
     def read_reference(self, unet, latents, text):
         """Per guided step, the SMM of each feature; and the inverted latent at the first step (the start)."""

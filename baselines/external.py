@@ -37,6 +37,7 @@ import yaml
 from eval.errors import UserError, VideoError
 from eval.manifest import Case
 from eval.methods import Method, find_made_elsewhere, slugify
+from eval.results import atomic_write_text
 from eval.video import Video, read_video, sample_indices, write_video
 
 FIELDS = {"command", "ingest", "version", "cwd", "env", "timeout_s", "protocol"}
@@ -207,7 +208,7 @@ class ExternalMethod(Method):
             raise UserError(f"{self.name}: finished but wrote no video at {out} (log: {log})")
         source = {"system": self.name, "mode": "command", "command": argv, "version": self.config.get("version"),
                   "cwd": cwd, "seconds": seconds, "log": str(log), "file": str(out)}
-        finished.write_text(json.dumps(source, indent=1) + "\n")
+        atomic_write_text(finished, json.dumps(source, indent=1) + "\n")  # the marker of a finished output, last
         return source
 
     def generate(self, state, prompt: str, seed: int) -> Video:
@@ -226,7 +227,7 @@ class ExternalMethod(Method):
         video, changed = to_protocol(raw, target["frames"], target["fps"], target["size"])
         provenance = {**source, "original": {"frames": raw.num_frames, "fps": raw.fps, "size": list(raw.size)},
                       "resampled": changed, "rule": RULE if changed else None}
-        sidecar.write_text(json.dumps(provenance, indent=1) + "\n")
+        atomic_write_text(sidecar, json.dumps(provenance, indent=1) + "\n")
         return video
 
     def provenance(self, state, prompt: str, seed: int) -> dict:

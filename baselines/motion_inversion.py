@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 
 from eval.search_space import Param
+from eval.settings import Setting
 from vmc.families.tuning import TuningMethod
 from vmc.models.motion_embedding import MotionEmbedding, add_motion_embeddings
 
@@ -52,7 +53,7 @@ class MotionInversionMethod(TuningMethod):
     defaults = {"loss": "eps_mse", "rule": "motion-embeddings", "lr": 0.02, "steps": 400, "max_grad_norm": None}
     default_inversion_steps = 50
     own_settings = {"noise_prior": 0.5}
-    own_space = {"noise_prior": Param(0.5, 0.0, 1.0)}
+    own_declared = {"noise_prior": Setting(float, low=0, high=1, search=Param(0.5, 0.0, 1.0))}
     start = "prior"
     inversion_unet = "base"
 

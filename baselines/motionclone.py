@@ -44,6 +44,7 @@ from diffusers.models.attention_processor import Attention
 
 from eval.errors import UserError
 from eval.search_space import Param
+from eval.settings import Setting
 from vmc.families.guidance import Guidance, GuidanceMethod, guided_steps
 from vmc.models.features import UNetFeatures
 
@@ -83,7 +84,10 @@ class MotionCloneMethod(GuidanceMethod):
     name = "motionclone"
     defaults = {"blocks": {"up_blocks.1": 2e4, "up_blocks.2": 1e4}, "scale": 1.0, "guided_share": 0.6,
                 "warm_up_share": 0.02, "inversion_steps": None}
-    space = {"scale": Param.around(1.0, 10), "guided_share": Param(0.6, 0.2, 1.0)}
+    declared_settings = {"blocks": Setting(dict), "scale": Setting(float, positive=True, search=Param.around(1.0, 10)),
+                         "guided_share": Setting(float, low=0, high=1, search=Param(0.6, 0.2, 1.0)),
+                         "warm_up_share": Setting(float, low=0, high=1),
+                         "inversion_steps": Setting(int, low=1, optional=True)}
 
     def module_weights(self, unet) -> dict:
         """{attention module: its block's weight} for the temporal attentions of the configured decoder blocks."""

@@ -53,7 +53,7 @@ def measure(name: str, backbone: str, case, device: str, steps: int | None, cach
     method.cache_dir = cache
     official = None
     if steps and isinstance(method, TuningMethod) and method.trains:
-        official = method.train_config().steps
+        official = method.config.train.steps
         method.configure({"steps": steps})
     settle(device)
     t0 = time.perf_counter()

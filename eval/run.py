@@ -16,6 +16,7 @@ from eval.cli_common import add_metric_args, build_scorer
 from eval.errors import UserError, cli_main
 from eval.manifest import load_benchmark
 from eval.methods import available_methods, create_method, describe_available
+from eval.settings import apply_settings
 
 DEFAULT_BENCHMARK = "shapes"
 MAX_AUTO_JOBS = 4
@@ -46,22 +47,6 @@ def parse_args(argv):
                         "backbone's (e.g. what python -m eval.tune chose); run.json records them under the method")
     add_metric_args(p)
     return p.parse_args(argv)
-
-
-def read_settings(path: Path) -> dict[str, dict]:
-    """{method label: settings} of an --settings file, or one line saying what is wrong with it."""
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such settings file") from None
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a JSON settings file ({e})") from None
-    methods = data.get("methods") if isinstance(data, dict) else None
-    if not isinstance(methods, dict) or not all(isinstance(v, dict) for v in methods.values()):
-        raise UserError(f"{path}: expected {{\"methods\": {{label: {{setting: value}}}}}}")
-    return methods
 
 
 def _jobs(value: str, groups: int, device: str, methods) -> int:
@@ -111,13 +96,7 @@ def main(argv=None):
             methods.append(create_method(spec, device=device))
         except UserError as e:
             problems.append(str(e))
-    if args.settings is not None:
-        chosen = read_settings(args.settings)
-        for m in methods:
-            try:
-                m.configure(chosen.get(m.label, {}))
-            except UserError as e:
-                problems.append(f"{args.settings}: {e}")
+    problems += apply_settings(methods, args.settings)  # every method's configuration, checked before any write
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         problems.append(f"a method is listed twice in --methods {args.methods}")

@@ -99,6 +99,26 @@ def test_dual_path_training_changes_exactly_the_lora(tmp_path):
         torch.testing.assert_close(fresh(x, t, txt).sample, unet(x, t, txt).sample, rtol=0, atol=0)
 
 
+def test_dual_path_is_a_hook_on_the_training_loop_and_trains_unclipped():
+    """md with max_grad_norm null (no clipping) trains, and its steps are the loop's: without clipping and with
+    a bound no gradient reaches, the same numbers."""
+    from diffusers import DDPMScheduler
+
+    from baselines.md import train_dual_path
+    from vmc.trainer import TrainConfig
+
+    runs = []
+    for clip in (None, 1e9):
+        unet = _unet()
+        names = inject_dual_lora(unet, rank=4)
+        video = torch.rand(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(2)) * 2 - 1
+        text = torch.randn(1, 5, unet.config.encoder_hid_dim, generator=torch.Generator().manual_seed(3))
+        result = train_dual_path(unet, video, text, DDPMScheduler(num_train_timesteps=1000),
+                                 TrainConfig(steps=2, lr=1e-2, max_grad_norm=clip), names, progress=False)
+        runs.append((result["history"], {n: p.detach().clone() for n, p in unet.named_parameters()}))
+    assert runs[0][0] == runs[1][0] and all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+
+
 def test_md_end_to_end_and_lora_round_trip(benchmark_dir, tiny_clip, tmp_path):
     tiny = _fast_tiny(tmp_path)
     meta = json.loads((tiny / "cascade.json").read_text())

@@ -99,11 +99,11 @@ def test_training_changes_the_embeddings_alone(tmp_path):
 
     method = MotionInversionMethod(str(shapes_keyframes(tmp_path, **{"motion-inversion": {"steps": 3}})), "cpu")
     unet = method._base_unet()
-    method.prepare_unet(unet, method.settings())
+    method.prepare_unet(unet, method.config.own)
     before = {k: v.clone() for k, v in unet.state_dict().items()}
     video = torch.rand(1, 3, 8, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     text = method.cascade.text_embeddings(["a square is moving to the right"])[0]
-    config = method.train_config()
+    config = method.config.train
     assert (config.lr, config.loss, config.max_grad_norm) == (0.02, "eps_mse", None)
     result = method.train(unet, video, text, DDPMScheduler.from_config(
         method.cascade.load_scheduler(method.backbone.base).config), config)

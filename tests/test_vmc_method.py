@@ -92,5 +92,6 @@ def test_a_bad_adaptation_setting_is_one_clear_error(tmp_path):
     meta = json.loads((tiny / "cascade.json").read_text())
     meta["vmc"]["gradient_checkpointing"] = "partial"
     (tiny / "cascade.json").write_text(json.dumps(meta))
-    with pytest.raises(UserError, match="vmc settings on backbone .*gradient_checkpointing 'partial': one of"):
-        VMCMethod(str(tiny), device="cpu").train_config()
+    with pytest.raises(UserError, match="cascade.json, entry vmc.*setting gradient_checkpointing: \"partial\" is not "
+                                        "allowed .allowed: one of none, convs, full"):
+        VMCMethod(str(tiny), device="cpu").configure({})

@@ -197,7 +197,7 @@ def test_the_hub_profiles_resolve_offline_with_their_official_sizes():
                                                                                                       50, 9.0)
     modelscope = create_method("md:modelscope", "cpu")
     assert modelscope.label == "md-modelscope" and modelscope.backbone.settings.num_frames == 16
-    assert modelscope.train_config().lr == 5e-4 and modelscope.train_config().steps == 150  # MotionDirector's own
+    assert modelscope.config.train.lr == 5e-4 and modelscope.config.train.steps == 150  # MotionDirector's own
 
 
 def test_gradient_checkpointing_is_refused_in_one_line_where_the_unet_has_none(tiny_zeroscope):

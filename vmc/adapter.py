@@ -1,7 +1,8 @@
 """Adapters on disk: adapter.safetensors (only the trained tensors, keyed by their UNet parameter names) and
 adapter.json (base model, selection rule, loss, prompts, steps, seed, loss history, versions).
 
-Loading checks that the base matches: the same UNet configuration (by hash) and every key with its shape.
+Both are written atomically, adapter.json last: it marks a finished adapter. Loading checks that the tensors are
+whole (vmc/tensor_files.py) and that the base matches: the same UNet configuration (by hash) and every key with its shape.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from eval.errors import UserError, read_json
 from eval.results import atomic_write_text
+from vmc.tensor_files import load_tensors, save_tensors
 
 FORMAT = "vmc-suite adapter v1"
 
@@ -29,7 +30,7 @@ def save_adapter(folder: str | Path, unet, names: list[str], meta: dict) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     params = dict(unet.named_parameters())
     tensors = {n: params[n].detach().to("cpu", torch.float32).contiguous() for n in names}
-    save_file(tensors, str(folder / "adapter.safetensors"))
+    save_tensors(tensors, folder / "adapter.safetensors")
     info = {"format": FORMAT, "unet_config_sha": config_hash(unet),
             "tensors": {n: list(t.shape) for n, t in tensors.items()}, **meta}
     # adapter.json marks a finished adapter (after its tensors): written atomically, a kill never leaves half of it
@@ -54,7 +55,7 @@ def load_adapter(folder: str | Path, unet) -> dict:
     if info["unet_config_sha"] != config_hash(unet):
         raise UserError(f"{folder}: adapter was trained on another base UNet (config {info['unet_config_sha']}, "
                         f"this one {config_hash(unet)}; base: {info.get('base', {}).get('id', '?')})")
-    tensors = load_file(str(Path(folder) / "adapter.safetensors"))
+    tensors = load_tensors(Path(folder) / "adapter.safetensors")
     params = dict(unet.named_parameters())
     for name, value in tensors.items():
         if name not in params or tuple(params[name].shape) != tuple(value.shape):

@@ -111,8 +111,7 @@ def main(argv=None):
         method.backbone.settings = dataclasses.replace(method.backbone.settings, **cfg["settings"])
     except TypeError as e:
         raise UserError(f"{args.config}: {e}") from None
-    method.backbone.adaptation = {**method.backbone.adaptation, "vmc": {
-        **method.backbone.adaptation_for("vmc"), **cfg["train"], "inversion_schedule": args.inversion_schedule}}
+    method.configure({**cfg["train"], "inversion_schedule": args.inversion_schedule})
     state = method.adapt_into(args.out, case)
     print(f"adapter written to {args.out}")
     if args.no_samples:

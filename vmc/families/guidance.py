@@ -21,11 +21,12 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from eval.errors import UserError
 from eval.manifest import Case
+from eval.settings import check_settings
 from eval.video import Video
 from vmc.families.cascade import CascadeMethod
-from vmc.families.tuning import cascade_cache, video_tensor
+from vmc.families.tuning import cascade_cache, drop_corrupt, video_tensor
+from vmc.tensor_files import load_tensors, save_tensors
 
 
 class Guidance(ABC):
@@ -65,26 +66,31 @@ class GuidanceMethod(CascadeMethod):
     pure noise)."""
 
     defaults: dict = {}  # with "guided_share": the share of the first sampling steps that are guided
-    space: dict = {}  # {setting: Param} that eval.tune may search: the guidance's weight and its guided share
+    declared_settings: dict = {}  # {setting: eval.settings.Setting} for each of `defaults`: type, range, search
+    _settings: dict | None = None
 
     @property
     def settings(self) -> dict:
-        """The official `defaults`, then the backbone's cascade.json entry under the method's name, then what
-        `configure` was given."""
-        for where, given in (("backbone " + self.backbone.name, self.backbone.adaptation_for(self.name)),
-                             ("the given", self.configured)):
-            unknown = sorted(set(given) - set(self.defaults))
-            if unknown:
-                raise UserError(f"{where} {self.name} settings: unknown {', '.join(unknown)} "
-                                f"(known: {', '.join(self.defaults)})")
-        return {**self.defaults, **self.backbone.adaptation_for(self.name), **self.configured}
+        """The configuration `configure` built (from the defaults and the backbone's alone until it is called)."""
+        if self._settings is None:
+            self.configure({})
+        return self._settings
 
     def configure(self, settings: dict):
-        self.configured = dict(settings)
-        self.info()  # checks every name
+        """Build the settings once: the official `defaults`, then the backbone's cascade.json entry under the
+        method's name, then `settings`, each layer checked against the declarations."""
+        merged = dict(self.defaults)
+        for where, given in ((f"backbone {self.backbone.name} (cascade.json, entry {self.name}), method {self.label}",
+                              self.backbone.adaptation_for(self.name)), (f"method {self.label}", settings)):
+            check_settings(given, self.declared(), where)
+            merged.update(given)
+        self.configured, self._settings = dict(settings), merged
+
+    def declared(self) -> dict:
+        return dict(self.declared_settings)
 
     def search_space(self) -> dict:
-        return dict(self.space)
+        return {k: s.search for k, s in self.declared_settings.items() if s.search is not None}
 
     def info(self) -> dict:
         return {**super().info(), "trained_parameters": 0, "guidance": self.settings}
@@ -100,8 +106,6 @@ class GuidanceMethod(CascadeMethod):
         return guided_steps(self.backbone.settings.keyframe_steps, self.settings["guided_share"])
 
     def adapt(self, case: Case) -> dict:
-        from safetensors.torch import load_file
-
         s, cascade = self.backbone.settings, self.cascade
         key = hashlib.sha256(json.dumps([case.fingerprint(), self.name, self.settings, self.backbone.name,
                                          s.num_frames, s.height, s.width, s.keyframe_steps,
@@ -109,11 +113,13 @@ class GuidanceMethod(CascadeMethod):
         folder = (self.cache_dir or cascade_cache()) / case.id / key[:16]
         cascade.text_embeddings([case.train_prompt, *case.target_prompts, s.negative_prompt])  # one encoder load
         unet = cascade.stage_unet(self.backbone.base)
+        if drop_corrupt(folder / "reference.safetensors"):
+            (folder / "reference.json").unlink(missing_ok=True)
         if not (folder / "reference.json").is_file():
             self.invert_reference(case, unet, folder)
         meta = json.loads((folder / "reference.json").read_text())
         # read back from the file, so that a fresh and a cached adaptation continue from the same bytes
-        latents = {int(k): v.to(self.device) for k, v in load_file(str(folder / "reference.safetensors")).items()}
+        latents = {int(k): v.to(self.device) for k, v in load_tensors(folder / "reference.safetensors").items()}
         t0 = time.perf_counter()
         with torch.no_grad():
             reference = self.read_reference(unet, latents, cascade.text_embeddings([case.train_prompt])[0])
@@ -126,8 +132,6 @@ class GuidanceMethod(CascadeMethod):
         """DDIM-invert the reference (its caption as the prompt) through the sampler's levels (and, with
         `inversion_steps`, that many more, evenly spaced: the official codes invert through all 1000), and save
         the inverted sample at each guided level (and at the first, where dmt starts)."""
-        from safetensors.torch import save_file
-
         from eval.results import atomic_write_text
         from vmc.inversion import ddim_invert, inversion_scheduler
 
@@ -144,8 +148,7 @@ class GuidanceMethod(CascadeMethod):
         ddim_invert(unet, video, cascade.text_embeddings([case.train_prompt])[0], scheduler, timesteps=levels,
                     keep=kept)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({str(t): kept[t].cpu().contiguous() for t in timesteps[:max(self.num_guided, 1)]},
-                  str(folder / "reference.safetensors"))
+        save_tensors({str(t): kept[t] for t in timesteps[:max(self.num_guided, 1)]}, folder / "reference.safetensors")
         # the marker of a finished inversion, written atomically: a kill never leaves half of it for a resume
         atomic_write_text(folder / "reference.json", json.dumps({
             "method": self.name, "case": case.id, "prompt": case.train_prompt, "settings": self.settings,

@@ -9,13 +9,16 @@ or MotionDirector's noise prior, √p·inversion + √(1−p)·fresh noise (p = 
 Settings come in layers: the recipe's official `defaults`, then the backbone's cascade.json entry under
 `settings_key` (shared by recipes that share a setting, as vmc and vmc-eps do), then its entry under the
 recipe's own name when that differs, then what `configure` was given (`eval.run --settings`, `eval.tune`).
-`search_space` offers eval.tune the number of steps and the learning rate (both log-spaced around the official
-value: steps /4..×2, learning rate /100..×100, since a backbone as small as the shapes world's wants rates far from
-Show-1's) and the recipe's `own_space`.
+`configure` builds the configuration from them once, each layer checked against the declarations (`declared`:
+the training loop's settings, the inversion's and the recipe's `own_declared`), and everything reads it from
+there. `search_space` offers eval.tune the number of steps and the learning rate (both log-spaced around the
+official value: steps /4..×2, learning rate /100..×100, since a backbone as small as the shapes world's wants
+rates far from Show-1's) and what the recipe's own declarations search.
 
 The family owns the rest. The adapter is cached in a folder keyed by the case, every setting and the base
 weights: adapter.safetensors (the trained tensors only) and adapter.json (the recipe's settings, the protocol
-facts, the loss history), and inverted.safetensors (the clip's inverted noise). The adapted UNet is always
+facts, the loss history), and inverted.safetensors (the clip's inverted noise), each written atomically; a file
+found torn or corrupt there is made again. The adapted UNet is always
 rebuilt from that folder, right after training as when a run resumes or `python -m vmc.generate --adapter`
 loads it, so all three sample the same videos.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 
 import torch
@@ -32,8 +36,10 @@ import torch.nn.functional as F
 
 from eval.errors import UserError
 from eval.manifest import Case
+from eval.settings import check_settings
 from eval.video import Video
 from vmc.families.cascade import DEFAULT_BACKBONE, CascadeMethod
+from vmc.tensor_files import CorruptFile, load_tensors, save_tensors
 
 
 def video_tensor(video: Video, height: int, width: int) -> torch.Tensor:
@@ -43,19 +49,43 @@ def video_tensor(video: Video, height: int, width: int) -> torch.Tensor:
     return x.permute(1, 0, 2, 3)[None].clamp(-1, 1)
 
 
+def drop_corrupt(path) -> bool:
+    """Delete a cache file that is torn or corrupt, saying so in one line, so that the run makes it again."""
+    if not path.is_file():
+        return False
+    try:
+        load_tensors(path)
+        return False
+    except CorruptFile as e:
+        print(f"note: {e}; making it again", file=sys.stderr)
+        path.unlink()
+        return True
+
+
 def cascade_cache():
     from vmc.backbones import tiny_dir
 
     return tiny_dir().parent / "adapters"
 
 
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """A recipe's configuration as `configure` builds it: the training loop's, its own settings, its inversion."""
+    train: object  # vmc.trainer.TrainConfig
+    own: dict
+    inversion_steps: int
+    inversion_schedule: str
+
+
 class TuningMethod(CascadeMethod):
     """The base of the per-clip tuning recipes; the module's docstring says what a recipe declares."""
+
+    _config: TuningConfig | None = None
 
     defaults: dict = {}  # the official recipe as TrainConfig fields, before the backbone's settings
     settings_key: str  # which of the backbone's adaptation settings (cascade.json) apply
     own_settings: dict = {}  # the recipe's settings that are not TrainConfig fields, with their defaults
-    own_space: dict = {}  # {own setting: Param} that eval.tune may search
+    own_declared: dict = {}  # {own setting: eval.settings.Setting}: its type, range and search range
     default_inversion_steps = 75
     start = "inversion"  # sampling starts from the clip's DDIM "inversion", or from a "prior" blend (noise_prior)
     inversion_unet = "adapted"  # the UNet that inverts the clip: the "adapted" one, or the "base" (untrained) one
@@ -85,84 +115,81 @@ class TuningMethod(CascadeMethod):
         return {}
 
     # settings -------------------------------------------------------------------------------------------
-    @property
-    def overrides(self) -> dict:
-        own = self.backbone.adaptation_for(self.name) if self.name != self.settings_key else {}
-        return {**self.backbone.adaptation_for(self.settings_key), **own, **self.configured}
+    def declared(self) -> dict:
+        """{setting: Setting} this recipe takes: the training loop's, the inversion's and its own; steps and the
+        learning rate searched log-spaced around the official values."""
+        from eval.search_space import Param
+        from eval.settings import Setting
+        from vmc.parameters import RULES
+        from vmc.trainer import TRAIN_SETTINGS, TrainConfig
+
+        official = TrainConfig(**self.defaults)
+        declared = {**TRAIN_SETTINGS, "inversion_steps": Setting(int, low=1),
+                    "inversion_schedule": Setting(str, choices=("base", "sd15")), **self.own_declared}
+        declared["rule"] = Setting(str, choices=tuple(RULES) if official.rule in RULES else (official.rule,))
+        if self.trains:
+            declared["steps"] = Setting(int, low=1, search=Param(
+                official.steps, max(1, official.steps // 4), official.steps * 2, log=True, integer=True))
+            declared["lr"] = Setting(float, positive=True, search=Param.around(official.lr, 100))
+        return declared
 
     def configure(self, settings: dict):
+        """Build the recipe's configuration, once: its official `defaults`, the backbone's cascade.json entry
+        under `settings_key`, then the one under its own name when that differs, then `settings`, each layer
+        checked against the declarations."""
+        from vmc.trainer import TrainConfig
+
+        declared, backbone = self.declared(), self.backbone
+        layers = [(f"backbone {backbone.name} (cascade.json, entry {key}), method {self.label}",
+                   backbone.adaptation_for(key)) for key in dict.fromkeys((self.settings_key, self.name))]
+        merged = {}
+        for where, given in [*layers, (f"method {self.label}", settings)]:
+            check_settings(given, declared, where)
+            merged.update(given)
+        own = {key: type(default)(merged.get(key, default)) for key, default in self.own_settings.items()}
+        train = dataclasses.replace(TrainConfig(**self.defaults), **{
+            k: v for k, v in merged.items() if not k.startswith("inversion_") and k not in self.own_settings})
+        unet = self.cascade.unet_class()  # a class, nothing loaded: refused before any work starts
+        if train.gradient_checkpointing != "none" and not getattr(unet, "_supports_gradient_checkpointing", False):
+            raise UserError(f"method {self.label} on backbone {backbone.name}: gradient_checkpointing "
+                            f"{train.gradient_checkpointing!r}, which {unet.__name__} does not support: use 'none'")
         self.configured = dict(settings)
-        self.info()  # checks every name and value
+        self._config = TuningConfig(train, own, int(merged.get("inversion_steps", self.default_inversion_steps)),
+                                    merged.get("inversion_schedule", "base"))
+
+    @property
+    def config(self) -> TuningConfig:
+        """The configuration `configure` built (from the defaults and the backbone's alone until it is called)."""
+        if self._config is None:
+            self.configure({})
+        return self._config
 
     def search_space(self) -> dict:
-        from eval.search_space import Param
-        from vmc.trainer import TrainConfig
-
-        if not self.trains:
-            return {}
-        official = TrainConfig(**self.defaults)
-        return {"steps": Param(official.steps, max(1, official.steps // 4), official.steps * 2, log=True, integer=True),
-                "lr": Param.around(official.lr, 100), **self.own_space}
-
-    def settings(self) -> dict:
-        """The recipe's own settings as the backbone sets them; adapter.json keeps them, since they rebuild the
-        UNet and choose the start."""
-        values = {}
-        for key, default in self.own_settings.items():
-            try:
-                values[key] = type(default)(self.overrides.get(key, default))
-            except (TypeError, ValueError):
-                raise UserError(f"{self.name} setting {key} of backbone {self.backbone.name}: expected a "
-                                f"{type(default).__name__}, got {self.overrides[key]!r}") from None
-        if self.start == "prior" and not 0.0 <= values["noise_prior"] <= 1.0:
-            raise UserError(f"{self.name} noise_prior must be in [0, 1], got {values['noise_prior']}")
-        return values
-
-    def train_config(self):
-        from vmc.trainer import TrainConfig
-
-        overrides = {k: v for k, v in self.overrides.items()
-                     if not k.startswith("inversion_") and k not in self.own_settings}
-        try:
-            config = dataclasses.replace(TrainConfig(**self.defaults), **overrides)
-        except (TypeError, ValueError) as e:
-            raise UserError(f"{self.name} settings on backbone {self.backbone.name}: {e}") from None
-        unet = self.cascade.unet_class()  # a class, nothing loaded: refused before any work starts
-        if config.gradient_checkpointing != "none" and not getattr(unet, "_supports_gradient_checkpointing", False):
-            raise UserError(f"{self.name} settings on backbone {self.backbone.name}: gradient_checkpointing "
-                            f"{config.gradient_checkpointing!r}, which {unet.__name__} does not support: use 'none'")
-        return config
-
-    @property
-    def inversion_steps(self) -> int:
-        return int(self.overrides.get("inversion_steps", self.default_inversion_steps))
-
-    @property
-    def inversion_schedule(self) -> str:
-        """base (default: the backbone's own betas) or sd15 (the official VMC code's quirk)."""
-        return str(self.overrides.get("inversion_schedule", "base"))
+        return {k: s.search for k, s in self.declared().items() if s.search is not None}
 
     def inversion_scheduler(self, base_scheduler):
         from vmc.inversion import inversion_scheduler
 
         try:
-            return inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config))
+            return inversion_scheduler(self.config.inversion_schedule, dict(base_scheduler.config))
         except ValueError as e:
             raise UserError(f"{self.name} on backbone {self.backbone.name}: {e}") from None
 
     def info(self) -> dict:
-        trained = {"train": self.train_config().to_dict()} if self.trains else {"trained_parameters": 0}
-        return {**super().info(), **trained, "inversion_steps": self.inversion_steps,
-                "inversion_schedule": self.inversion_schedule, **self.settings()}
+        config = self.config
+        trained = {"train": config.train.to_dict()} if self.trains else {"trained_parameters": 0}
+        return {**super().info(), **trained, "inversion_steps": config.inversion_steps,
+                "inversion_schedule": config.inversion_schedule, **config.own}
 
     def needs_inversion(self, settings: dict) -> bool:
         return self.start == "inversion" or settings["noise_prior"] > 0
 
     # the Method contract ----------------------------------------------------------------------------------
     def adapt(self, case: Case):
-        s, config, settings = self.backbone.settings, self.train_config(), self.settings()
-        parts = [case.fingerprint(), config.to_dict(), self.backbone.name, self.inversion_steps,
-                 self.inversion_schedule, s.num_frames, s.height, s.width, self.backbone.base.fingerprint()]
+        s, config = self.backbone.settings, self.config
+        settings = config.own
+        parts = [case.fingerprint(), config.train.to_dict(), self.backbone.name, config.inversion_steps,
+                 config.inversion_schedule, s.num_frames, s.height, s.width, self.backbone.base.fingerprint()]
         if settings:  # a recipe without settings of its own keeps the folders it had before they existed
             parts.append(settings)
         key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
@@ -170,7 +197,10 @@ class TuningMethod(CascadeMethod):
 
     def adapt_into(self, folder, case: Case) -> dict:
         """Train the adapter into `folder` and invert the clip there, unless the folder has them already."""
-        s, cascade, settings = self.backbone.settings, self.cascade, self.settings()
+        s, cascade, settings = self.backbone.settings, self.cascade, self.config.own
+        drop_corrupt(folder / "inverted.safetensors")
+        if drop_corrupt(folder / "adapter.safetensors"):
+            (folder / "adapter.json").unlink(missing_ok=True)
         # every prompt of the case in one encoder load (the cache serves training, inversion and generation)
         cascade.text_embeddings([case.train_prompt, "", *case.target_prompts, s.negative_prompt])
         video = cascade.encode(video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width
@@ -241,7 +271,7 @@ class TuningMethod(CascadeMethod):
 
         from vmc.adapter import save_adapter
 
-        config, cascade = self.train_config(), self.cascade
+        config, cascade = self.config, self.cascade
         unet = self._base_unet()
         self.prepare_unet(unet, settings)
         noise_scheduler = DDPMScheduler.from_config(cascade.load_scheduler(self.backbone.base).config)
@@ -250,7 +280,7 @@ class TuningMethod(CascadeMethod):
         if cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
-        result = self.train(unet, video, text, noise_scheduler, config)
+        result = self.train(unet, video, text, noise_scheduler, config.train)
         params = dict(unet.named_parameters())
         protocol = {"trained_parameters": sum(params[n].numel() for n in result["trained"]),
                     "train_s": round(time.perf_counter() - t0, 3),
@@ -259,31 +289,27 @@ class TuningMethod(CascadeMethod):
         save_adapter(folder, unet, result["trained"], {
             "method": self.name, "backbone": self.arg or DEFAULT_BACKBONE, **self.kind_record(),
             "base": {"id": self.backbone.base.path, "revision": self.backbone.base.revision},
-            "rule": config.rule, "loss": config.loss, "train_prompt": case.train_prompt, "case": case.id,
-            "target_prompts": list(case.target_prompts), "steps": config.steps, "seed": config.seed,
-            "loss_history": result["history"], "train": config.to_dict(), "settings": settings,
-            "inversion": {"steps": self.inversion_steps, "schedule": self.inversion_schedule},
+            "rule": config.train.rule, "loss": config.train.loss, "train_prompt": case.train_prompt, "case": case.id,
+            "target_prompts": list(case.target_prompts), "steps": config.train.steps, "seed": config.train.seed,
+            "loss_history": result["history"], "train": config.train.to_dict(), "settings": settings,
+            "inversion": {"steps": config.inversion_steps, "schedule": config.inversion_schedule},
             **self.sources_record(), **self.extra_meta(settings), "protocol": protocol})
 
     def _invert(self, folder, unet, video, scheduler):
-        from safetensors.torch import save_file
-
         from vmc.inversion import ddim_invert
 
         empty = self.cascade.text_embeddings([""])[0]
-        noise = ddim_invert(unet, video, empty, scheduler, self.inversion_steps)
+        noise = ddim_invert(unet, video, empty, scheduler, self.config.inversion_steps)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"noise": noise.cpu().contiguous()}, str(folder / "inverted.safetensors"))
+        save_tensors({"noise": noise}, folder / "inverted.safetensors")
 
     def _state(self, folder, unet, settings: dict) -> dict:
-        from safetensors.torch import load_file
-
         from vmc.adapter import read_adapter_info
 
         # the noise is always read back from the file, in the file's memory layout: the layout picks the CPU's
         # convolution kernels, so an adapted run and a run resumed from this cache must start from the same bytes
         # laid out the same way to sample the same videos
-        inverted = (load_file(str(folder / "inverted.safetensors"))["noise"].to(self.device)
+        inverted = (load_tensors(folder / "inverted.safetensors")["noise"].to(self.device)
                     if self.needs_inversion(settings) else None)
         protocol = (read_adapter_info(folder).get("protocol", {}) if self.trains
                     else {"trained_parameters": 0, "train_s": 0.0})
