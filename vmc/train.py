@@ -111,7 +111,10 @@ def main(argv=None):
         method.backbone.settings = dataclasses.replace(method.backbone.settings, **cfg["settings"])
     except TypeError as e:
         raise UserError(f"{args.config}: {e}") from None
-    method.configure({**cfg["train"], "inversion_schedule": args.inversion_schedule})
+    try:
+        method.configure({**cfg["train"], "inversion_schedule": args.inversion_schedule})
+    except UserError as e:
+        raise UserError(f"{args.config}: {e}") from None
     state = method.adapt_into(args.out, case)
     print(f"adapter written to {args.out}")
     if args.no_samples:
