@@ -1,9 +1,10 @@
 """What a method lets `eval.tune` search: each tunable setting as a `Param`, centred on the official value.
 
-A method declares its space in `Method.search_space()` (the families give the common part: steps and learning
-rate for per-clip tuning, the guidance weight and the guided share of steps for guidance) and takes chosen values
-through `Method.configure(settings)`, which `eval.run --settings FILE` calls too, so a tuned setting and a
-hand-set one travel the same way and land in run.json.
+A method declares its space in `Method.search_space()`, built by the families from the settings each declares
+(`eval.settings.Setting`, whose `search` is a Param: steps and learning rate for per-clip tuning, the guidance
+weight and the guided share of steps for guidance), and takes chosen values through `Method.configure(settings)`,
+which `eval.run --settings FILE` calls too, so a tuned setting and a hand-set one travel the same way, are checked
+against the same declarations and land in run.json.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def test_a_killed_tuning_takes_its_trial_with_it_and_resumes_at_once(plugin, ben
         os.kill(proc.pid, signal.SIGKILL)  # the tuning alone, in the middle of a video
         proc.wait()
         hang.unlink()
-        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)  # 4 trials, a busy CPU
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
