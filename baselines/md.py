@@ -33,12 +33,12 @@ def dual_path_loss(step) -> None:
     unet, noisy, noise = step.unet, step.noisy, step.noise
     k, anchor = torch.randint(0, noisy.shape[2], (2,), generator=step.g, device=noisy.device).tolist()
     set_lora_path(unet, "temporal", False)
-    for p in step.loop.optimizers["spatial"][2]:
+    for p in step.parameters("spatial"):
         p.requires_grad_(True)
     pred = step.predict(noisy[:, :, k:k + 1])
     step.update("spatial", F.mse_loss(pred, noise[:, :, k:k + 1]))
     set_lora_path(unet, "temporal", True)
-    for p in step.loop.optimizers["spatial"][2]:  # active but frozen in the temporal path: no gradient to compute
+    for p in step.parameters("spatial"):  # active but frozen in the temporal path: no gradient to compute
         p.requires_grad_(False)
     step.update("temporal", appearance_debiased_loss(step.predict(noisy), noise, anchor))
 

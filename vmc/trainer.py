@@ -102,6 +102,9 @@ class Step:
             pred = loop.unet(noisy, self.t, loop.text).sample
         return as_epsilon(pred.float(), noisy, loop.alphas[self.t], loop.prediction_type)
 
+    def parameters(self, group: str) -> list[nn.Parameter]:
+        return self.loop.optimizers[group][2]
+
     def update(self, group: str, loss: torch.Tensor) -> float:
         opt, scaler, params = self.loop.optimizers[group]
         if scaler:
