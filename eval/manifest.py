@@ -3,7 +3,8 @@
 A manifest is either a list of cases or a mapping with `cases:` and optional `name`, `description`, `source`,
 `root` (where reference paths are resolved, relative to the manifest; default its own folder), `defaults`
 (`frames`, `fps` for every case) and `metrics` (`clip_model`, `clip_pretrained`: the benchmark's default CLIP;
-`oracle: shapes` adds the shapes-world oracle metrics, which read a case's `meta.reference_prompt`).
+`oracle: shapes` adds the shapes-world oracle metrics, which read a case's `meta.reference_prompt`; `dino_model`
+the default of `--dino-model`; `mtbench: true` adds MTBench's metrics, `tracks_mtbench` and `dino`).
 Every error names the file, the case and the field.
 """
 
@@ -23,6 +24,7 @@ from eval.errors import ManifestError
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 CASE_FIELDS = {"id", "reference", "train_prompt", "target_prompts", "frames", "fps", "optional", "meta"}
 TOP_FIELDS = {"name", "description", "source", "root", "defaults", "metrics", "cases"}
+METRICS_FIELDS = {"clip_model", "clip_pretrained", "oracle", "dino_model", "mtbench"}
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -162,8 +164,10 @@ def load_benchmark(name_or_path: str | Path, data_root: str | Path | None = None
     if not isinstance(defaults, dict) or set(defaults) - {"frames", "fps"}:
         raise ManifestError(f"{path}: field 'defaults' may only set 'frames' and 'fps'")
     metrics = raw.get("metrics") or {}
-    if not isinstance(metrics, dict) or set(metrics) - {"clip_model", "clip_pretrained", "oracle"}:
-        raise ManifestError(f"{path}: field 'metrics' may only set 'clip_model', 'clip_pretrained' and 'oracle'")
+    if not isinstance(metrics, dict) or set(metrics) - METRICS_FIELDS:
+        raise ManifestError(f"{path}: field 'metrics' may only set {', '.join(map(repr, sorted(METRICS_FIELDS)))}")
+    if not isinstance(metrics.get("mtbench", False), bool):
+        raise ManifestError(f"{path}: field 'metrics.mtbench' must be true or false, got {metrics['mtbench']!r}")
     if metrics.get("oracle") not in (None, "shapes"):
         raise ManifestError(f"{path}: field 'metrics.oracle' must be 'shapes' (the only world with an oracle), "
                             f"got {metrics['oracle']!r}")
