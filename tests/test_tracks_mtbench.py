@@ -149,3 +149,17 @@ def test_metric_on_videos_of_different_lengths():
     assert spec["tracker"]["frames"] == "all frames of each video"
     assert TrackMotionMetric().spec()["forms"] == {"motion_fidelity": "symmetric", "motion_fidelity_dmt": "dmt"}
     assert not MTBenchTrackMetric.wanted(None, {}) and MTBenchTrackMetric.wanted(None, {"mtbench": True})
+
+
+def test_tracker_option_takes_mtbench_grid(monkeypatch, tmp_path):
+    from eval.errors import UserError
+    from eval.metrics.tracks import LKTracker, tracker_from_option
+
+    assert isinstance(tracker_from_option("lk", "cpu"), LKTracker)
+    assert tracker_from_option("lk", "cpu") is tracker_from_option("lk", "cpu")  # shared by both tracks metrics
+    for bad in ("lk:5", "cotracker:cotracker3_offline:x", "cotracker:cotracker3_offline:1", "sift"):
+        with pytest.raises(UserError, match="expected lk or cotracker"):
+            tracker_from_option(bad, "cpu")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(UserError, match="no CoTracker checkout"):
+        tracker_from_option("cotracker:cotracker3_offline:50", "cpu")

@@ -301,12 +301,13 @@ def _subsample(tracks: np.ndarray, keep: int) -> list:
 @lru_cache(maxsize=4)
 def tracker_from_option(text: str, device: str) -> Tracker:
     """The tracker `--tracker` names, one instance per setting (the tracks metrics share it: CoTracker loads once)."""
-    kind, _, model = text.partition(":")
-    if kind == "lk" and not model:
+    kind, _, rest = text.partition(":")
+    model, _, grid = rest.partition(":")
+    if kind == "lk" and not rest:
         return LKTracker()
-    if kind == "cotracker":
-        return CoTrackerTracker(model=model or "cotracker2", device=device)
-    raise UserError(f"--tracker: expected lk or cotracker[:MODEL], got {text!r}")
+    if kind == "cotracker" and (not grid or (grid.isdigit() and int(grid) >= 2)):
+        return CoTrackerTracker(model=model or "cotracker2", device=device, **({"grid": int(grid)} if grid else {}))
+    raise UserError(f"--tracker: expected lk or cotracker[:MODEL[:GRID]], got {text!r}")
 
 
 class TrackMotionMetric(Metric):
@@ -325,10 +326,11 @@ class TrackMotionMetric(Metric):
 
     @classmethod
     def add_options(cls, group):
-        group.add_argument("--tracker", default="lk", metavar="lk|cotracker[:MODEL]",
+        group.add_argument("--tracker", default="lk", metavar="lk|cotracker[:MODEL[:GRID]]",
                            help="point tracker of the motion_fidelity fields: lk (default, weight-free OpenCV "
                                 "Lucas-Kanade) or cotracker (a local checkout and checkpoint in the torch hub "
-                                f"cache; MODEL one of {', '.join(COTRACKER_CHECKPOINTS)}, default cotracker2)")
+                                f"cache; MODEL one of {', '.join(COTRACKER_CHECKPOINTS)}, default cotracker2; "
+                                "GRID points a side, default 55; MTBench's: cotracker:cotracker3_offline:50)")
 
     @classmethod
     def from_options(cls, options, defaults: dict, device: str | None) -> "TrackMotionMetric":
