@@ -117,10 +117,9 @@ def _mtbench(a: np.ndarray, b: np.ndarray, form: str, seed: int) -> Fidelity:
     u, v = _mtbench_elements(a), _mtbench_elements(b)
     still = [int((np.linalg.norm(x, axis=-1) == 0).any(axis=1).sum()) for x in (u, v)]
     counts = dict(form=form, n_tracks=len(a), n_reference=len(b), n_static=still[0], n_static_reference=still[1])
-    if not len(a) or not len(b):
-        return Fidelity(MetricUndefined("; ".join(f"the {w} has no track" for w, x in (("video", a),
-                                                                                         ("reference", b))
-                                                  if not len(x))), **counts)
+    empty = [w for w, x in (("video", a), ("reference", b)) if not len(x)]
+    if empty:
+        return Fidelity(MetricUndefined("; ".join(f"the {w} has no track" for w in empty)), **counts)
     s = u.reshape(len(u), -1) @ v.reshape(len(v), -1).T / u.shape[1]
     value = s.max(axis=1).mean()
     if form == "mtbench_hybrid":
