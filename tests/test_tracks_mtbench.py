@@ -10,8 +10,8 @@ import torch
 
 from conftest import moving_square
 from eval.metrics import Sample
-from eval.metrics.tracks import (HYBRID_SEED, HYBRID_TRACKS, MTBenchTrackMetric, TrackMotionMetric, hybrid_indices,
-                                 motion_fidelity)
+from eval.metrics.tracks import (HYBRID_SEED, HYBRID_TRACKS, LKTracker, MTBenchTrackMetric, TrackMotionMetric,
+                                 hybrid_indices, motion_fidelity)
 
 
 def mtbench_frame_ids(longer, shorter):
@@ -153,7 +153,7 @@ def test_metric_on_videos_of_different_lengths():
 
 def test_tracker_option_takes_mtbench_grid(monkeypatch, tmp_path):
     from eval.errors import UserError
-    from eval.metrics.tracks import LKTracker, tracker_from_option
+    from eval.metrics.tracks import tracker_from_option
 
     assert isinstance(tracker_from_option("lk", "cpu"), LKTracker)
     assert tracker_from_option("lk", "cpu") is tracker_from_option("lk", "cpu")  # shared by both tracks metrics
@@ -163,3 +163,22 @@ def test_tracker_option_takes_mtbench_grid(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(UserError, match="no CoTracker checkout"):
         tracker_from_option("cotracker:cotracker3_offline:50", "cpu")
+
+
+def test_both_tracks_metrics_track_each_video_once_when_lengths_agree():
+    class Counting(LKTracker):
+        calls = 0
+
+        def track(self, frames, num, size):
+            Counting.calls += 1
+            return super().track(frames, num, size)
+
+    tracker = Counting()
+    ref, video = moving_square(8, 48, 64, vx=2.0, seed=1), moving_square(8, 48, 64, vx=2.0, seed=2)
+    sample = Sample(video, "p", reference=ref)
+    alone = TrackMotionMetric(LKTracker()).score(Sample(video, "p", reference=ref))[0]
+    assert TrackMotionMetric(tracker).score(sample)[0] == alone  # the tracks metric's values are unchanged
+    MTBenchTrackMetric(tracker).score(sample)
+    assert Counting.calls == 2
+    MTBenchTrackMetric(tracker).score(Sample(video[:6], "p", reference=ref))
+    assert Counting.calls == 4

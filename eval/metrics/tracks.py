@@ -297,6 +297,20 @@ def _subsample(tracks: np.ndarray, keep: int) -> list:
     return np.round(tracks[idx].astype(np.float64), 2).tolist()
 
 
+def sample_tracks(tracker: Tracker, sample: Sample, num: int | tuple[int, int], size: tuple[int, int]):
+    """The tracks of the sample's video and reference at `num` frames (one count, or one for each) of `size`,
+    kept in the sample's memo: the tracks metrics of one sample track each video once for each geometry (the
+    `tracks` metric's common frame count is MTBench's own count whenever both videos have as many frames)."""
+    nums = num if isinstance(num, tuple) else (num, num)
+    out = []
+    for which, frames, n in (("video", sample.frames, nums[0]), ("reference", sample.reference, nums[1])):
+        key = ("tracks", tracker, which, n, tuple(size))
+        if key not in sample.memo:
+            sample.memo[key] = tracker.track(frames, n, size)
+        out.append(sample.memo[key])
+    return out
+
+
 @lru_cache(maxsize=4)
 def tracker_from_option(text: str, device: str) -> Tracker:
     """The tracker `--tracker` names, one instance per setting (the tracks metrics share it: CoTracker loads once)."""
@@ -349,7 +363,7 @@ class TrackMotionMetric(Metric):
         if num < 2:
             undefined = MetricUndefined(f"motion fidelity needs at least 2 frames in both videos, got {num}")
             return {k: undefined for k in self.fields}, {}
-        gen, ref = self.tracker.track(frames, num, size), self.tracker.track(reference, num, size)
+        gen, ref = sample_tracks(self.tracker, sample, num, size)
         results = {field: motion_fidelity(gen, ref, form) for field, form in self._forms.items()}
         # a video in which nothing moves scores 0 against a moving reference (a zero direction has cosine 0 with
         # every reference direction) rather than undefined, so that still videos are not dropped from a mean
@@ -413,7 +427,7 @@ class MTBenchTrackMetric(Metric):
             return {k: undefined for k in self.fields}, {}
         _, size = common_geometry(frames, reference, self.tracker.height)
         scale = np.array([size[1], size[0]], np.float64)  # (x, y) ÷ (width, height)
-        gen, ref = (self.tracker.track(x, len(x), size) / scale for x in (frames, reference))
+        gen, ref = (t / scale for t in sample_tracks(self.tracker, sample, (len(frames), len(reference)), size))
         results = {field: motion_fidelity(gen, ref, form, self.seed) for field, form in self._forms.items()}
         r = results["motion_fidelity_mtbench"]
         counts = {"n_tracks": r.n_tracks, "n_reference": r.n_reference, "n_still": r.n_static,
