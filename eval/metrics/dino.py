@@ -37,7 +37,7 @@ def load_hf_dino(source: str, device: torch.device, dtype: torch.dtype, pooler_s
     """A transformers vision model with a `pooler_output` and its image processor, from a local folder or a hub
     id. A pooler missing from the checkpoint (facebook/dino-vitb16 ships none: transformers initialises it at
     random at every load, which is what MTBench's code scores with) is initialised as transformers does, from
-    `pooler_seed`; any other missing weight is refused. Returns (model, name, spec, preprocess_cfg)."""
+    `pooler_seed`; any other missing weight is refused. Returns (model, spec, preprocess_cfg)."""
     from transformers import AutoModel
 
     hint = (" — download it once with network access (huggingface-cli download facebook/dino-vitb16) or pass "
