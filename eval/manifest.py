@@ -22,7 +22,7 @@ import yaml
 from eval.errors import ManifestError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-CASE_FIELDS = {"id", "reference", "train_prompt", "target_prompts", "frames", "fps", "optional", "meta"}
+CASE_FIELDS = {"id", "reference", "train_prompt", "target_prompts", "frames", "fps", "optional", "meta", "mask"}
 TOP_FIELDS = {"name", "description", "source", "root", "defaults", "metrics", "cases"}
 METRICS_FIELDS = {"clip_model", "clip_pretrained", "oracle", "dino_model", "mtbench"}
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -38,11 +38,27 @@ class Case:
     fps: float | None = None
     optional: bool = False
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    mask: Path | None = None  # a foreground mask of the reference's first frame (an image; MTBench's tracks use it)
 
     def load_reference(self):
         from eval.video import read_video
 
         return read_video(self.reference, num_frames=self.frames, fps=self.fps)
+
+    def load_mask(self):
+        """The reference's first-frame mask as a bool H×W array (any nonzero pixel is foreground), or None."""
+        if self.mask is None:
+            return None
+        import numpy as np
+        from PIL import Image
+
+        from eval.errors import UserError
+
+        try:
+            with Image.open(self.mask) as im:
+                return np.asarray(im.convert("L")) > 0
+        except (OSError, ValueError) as e:
+            raise UserError(f"{self.mask}: case '{self.id}': cannot read its mask image ({e})") from None
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the case, reference content included (for caching adaptations)."""
@@ -133,9 +149,13 @@ def _parse_case(path: Path, root: Path, i: int, raw, defaults: dict) -> Case:
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         _fail(path, where, f"field 'optional' must be true or false, got {optional!r}")
+    mask = raw.get("mask")
+    if mask is not None and (not isinstance(mask, str) or not mask.strip()):
+        _fail(path, where, f"field 'mask' must be the path of an image, got {mask!r}")
     return Case(id=cid, reference=(root / ref).resolve(), train_prompt=_check_prompt(path, where, "train_prompt",
                 raw["train_prompt"]), target_prompts=targets, frames=frames,
-                fps=float(fps) if fps is not None else None, optional=optional, meta=meta)
+                fps=float(fps) if fps is not None else None, optional=optional, meta=meta,
+                mask=(root / mask).resolve() if mask else None)
 
 
 def load_benchmark(name_or_path: str | Path, data_root: str | Path | None = None, check_files: bool = True,
@@ -192,5 +212,9 @@ def load_benchmark(name_or_path: str | Path, data_root: str | Path | None = None
         for c in missing:
             warn(f"note: {path.name}: skipping optional case '{c.id}': {c.reference} not found")
         cases = [c for c in cases if c not in missing]
+        masks = [c for c in cases if c.mask is not None and not c.mask.is_file()]
+        if masks:
+            raise ManifestError(f"{path}: {len(masks)} mask(s) missing: "
+                                + ", ".join(f"{c.id} ({c.mask})" for c in masks))
     return Benchmark(name=str(raw.get("name", path.stem)), path=path, cases=cases,
                      description=str(raw.get("description", "")), metrics=metrics)

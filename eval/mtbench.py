@@ -5,9 +5,9 @@ python -m eval.mtbench DIR [--out FILE] [--difficulty FILE]
 DIR is the downloaded dataset (`huggingface-cli download QingyuShi/MTBench --repo-type dataset --local-dir DIR`)
 in the layout DeT's `evaluation.py` reads: one folder per case, `<case>/videos/<case>.mp4` (the reference clip),
 `<case>/eval_prompts.txt` (the target prompts, one a line), `<case>/prompts.txt` (the reference's caption, DeT's
-training prompt) and optionally `<case>/masks/<case>/00000.png` (the first-frame mask). Case folders may sit in
-folders named by their difficulty level (easy, medium, hard), or `--difficulty` names each case's level (a JSON
-object case → level, or lines `case level`); the level goes into the case's `meta.difficulty`.
+training prompt) and optionally `<case>/masks/<case>/00000.png` (the first-frame mask: the case's `mask`).
+Case folders may sit in folders named by their difficulty level (easy, medium, hard), or `--difficulty` names
+each case's level (a JSON object case → level, or lines `case level`); the level goes into `meta.difficulty`.
 
 The manifest (default DIR/mtbench.yaml) lists every case with its target prompts as MTBench evaluates them
 (trailing spaces stripped, as `evaluation.py` does), the caption as train prompt and as `meta.reference_prompt`,
@@ -117,11 +117,12 @@ def convert(root: Path, out: Path, levels_file: Path | None = None, warn=lambda 
         level = levels.get(cid, level)
         if level:
             meta["difficulty"] = level
+        case = {"id": cid, "reference": str(video.relative_to(root)), "train_prompt": caption,
+                "target_prompts": targets, "meta": meta}
         mask = folder / "masks" / cid / "00000.png"
-        if mask.is_file():
-            meta["mask"] = str(mask.relative_to(root))
-        cases.append({"id": cid, "reference": str(video.relative_to(root)), "train_prompt": caption,
-                      "target_prompts": targets, "meta": meta})
+        if mask.is_file():  # MTBench limits both videos' tracks to the box of this mask
+            case["mask"] = str(mask.relative_to(root))
+        cases.append(case)
     rel_root = root.relative_to(base) if root.is_relative_to(base) else root  # "." next to the data
     counts = Counter(c["meta"].get("difficulty", "unknown") for c in cases)
     manifest = {"name": "mtbench",
@@ -131,8 +132,8 @@ def convert(root: Path, out: Path, levels_file: Path | None = None, warn=lambda 
                 "source": SOURCE, "root": str(rel_root), "metrics": dict(METRICS), "cases": cases}
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# MTBench as a manifest, written by python -m eval.mtbench from {root}.\n"
-              "# meta.difficulty: the case's level; meta.mask: MTBench's first-frame mask (its tracks grid is limited "
-              "to its box).\n")
+              "# meta.difficulty: the case's level; mask: the reference's first-frame mask, whose bounding box limits "
+              "MTBench's tracks.\n")
     out.write_text(header + yaml.safe_dump(manifest, sort_keys=False, width=120, allow_unicode=True))
     if not any("difficulty" in c["meta"] for c in cases):
         warn(f"note: no difficulty levels found (no {'/'.join(LEVELS)} folders, no --difficulty file): the cases "

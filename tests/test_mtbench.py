@@ -35,7 +35,9 @@ def fake_case(parent, cid, prompts, caption="A dog runs on the grass.", mask=Tru
     (folder / "videos.txt").write_text(f"videos/{cid}.mp4")
     if mask:
         (folder / "masks" / cid).mkdir(parents=True)
-        Image.fromarray(np.zeros((32, 48), np.uint8)).save(folder / "masks" / cid / "00000.png")
+        mask = np.zeros((32, 48), np.uint8)
+        mask[8:20, 10:30] = 255  # the subject
+        Image.fromarray(mask).save(folder / "masks" / cid / "00000.png")
     return folder
 
 
@@ -61,7 +63,9 @@ def test_converter_writes_a_manifest_that_runs(mtbench, capsys):
     dog = cases["dog-agility"]
     assert dog.target_prompts == ("A robot is running on the grass.", "A cat is running on mars.")
     assert dog.train_prompt == dog.meta["reference_prompt"] == "A dog runs on the grass."
-    assert dog.meta["difficulty"] == "easy" and dog.meta["mask"] == "easy/dog-agility/masks/dog-agility/00000.png"
+    assert dog.meta["difficulty"] == "easy" and dog.mask == mtbench / "easy/dog-agility/masks/dog-agility/00000.png"
+    assert dog.load_mask().shape == (32, 48) and dog.load_mask()[8:20, 10:30].all() and dog.load_mask().sum() == 240
+    assert cases["dance-twirl"].mask is None and cases["dance-twirl"].load_mask() is None
     assert dog.reference == (mtbench / "easy/dog-agility/videos/dog-agility.mp4").resolve()
     assert cases["dance-twirl"].meta == {"reference_prompt": "A woman is dancing.", "difficulty": "hard"}
     assert "difficulty" not in cases["snowboard"].meta
@@ -89,6 +93,16 @@ def test_bad_copies_are_one_line(tmp_path, mtbench, capsys):
     assert "no such folder" in fails([str(tmp_path / "missing")], capsys)
     (mtbench / "snowboard" / "videos" / "snowboard.mp4").unlink()
     assert "no reference clip videos/snowboard.mp4" in fails([str(mtbench)], capsys)
+
+
+def test_a_manifest_mask_that_is_missing_is_refused(tmp_path):
+    path = tmp_path / "m.yaml"
+    (tmp_path / "a.mp4").write_bytes(b"")
+    path.write_text(yaml.safe_dump({"cases": [{"id": "a", "reference": "a.mp4", "train_prompt": "x",
+                                               "target_prompts": ["y"], "mask": "masks/a.png"}]}))
+    with pytest.raises(ManifestError, match=r"1 mask\(s\) missing: a \("):
+        load_benchmark(path)
+    assert load_benchmark(path, check_files=False).cases[0].mask == (tmp_path / "masks/a.png").resolve()
 
 
 def test_manifest_checks_the_new_metrics_fields(tmp_path):

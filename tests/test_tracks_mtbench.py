@@ -182,3 +182,32 @@ def test_both_tracks_metrics_track_each_video_once_when_lengths_agree():
     assert Counting.calls == 2
     MTBenchTrackMetric(tracker).score(Sample(video[:6], "p", reference=ref))
     assert Counting.calls == 4
+
+
+def test_mask_box_is_mtbench_slicing_and_limits_both_videos_tracks():
+    from eval.metrics.tracks import in_box, mask_box
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:21, 5:31] = True  # nonzero rows 10..20, columns 5..30
+    box = mask_box(mask)
+    assert box == (10, 20, 5, 30, 40, 60)  # MTBench: box_mask[minx:maxx, miny:maxy], the last row/column out
+    assert mask_box(np.zeros((4, 4), bool)) is None
+    pts = np.array([[5.0, 10.0], [29.9, 19.9], [30.0, 15.0], [10.0, 20.0], [4.9, 12.0]])
+    assert in_box(pts, (40, 60), box).tolist() == [True, True, False, False, False]
+    assert in_box(pts * 2, (80, 120), box).tolist() == [True, True, False, False, False]  # scaled to the mask
+
+    ref = moving_square(8, 48, 64, vx=2.0, seed=1)
+    video = moving_square(8, 48, 64, vx=2.0, seed=2)
+    square = np.zeros((48, 64), bool)
+    square[12:36, 16:48] = True
+    whole, _ = MTBenchTrackMetric().score(Sample(video, "p", reference=ref))
+    boxed, details = MTBenchTrackMetric().score(Sample(video, "p", reference=ref, reference_mask=square))
+    assert details["tracks_mtbench_box"] == [12, 35, 16, 47]
+    counts = details["tracks_mtbench_counts"]
+    lk = LKTracker()
+    h, w = 96, 128
+    inside = in_box(lk.grid_points((h, w)), (h, w), mask_box(square)).sum()
+    assert 0 < counts["n_tracks"] <= inside < lk.grid ** 2
+    assert boxed != whole
+    empty, _ = MTBenchTrackMetric().score(Sample(video, "p", reference=ref, reference_mask=~np.ones_like(square)))
+    assert all(isinstance(v, Exception) and "empty" in str(v) for v in empty.values())

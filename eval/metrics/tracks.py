@@ -31,6 +31,9 @@ STATIC_RULE = "a track with an exactly zero displacement at any step is left out
 MTBENCH_STILL_RULE = ("a zero vector (a still step, or an initial position at the origin) counts as direction 0: "
                       "cosine 0 with every vector (MTBench divides by its zero norm and gets NaN)")
 MTBENCH_LENGTHS = "the longer track set is read at torch.linspace(0, T_long − 1, T_short).to(int32) (MTBench's rule)"
+MTBENCH_REGION = ("where the case has a mask of the reference's first frame: the grid points inside its bounding "
+                  "box, rows and columns from the first nonzero to the last, the last excluded (MTBench's slicing), "
+                  "scaled to each video, on both videos; else the whole frame")
 HYBRID_TRACKS = 50  # MTBench's size of the subsample of its distance term
 HYBRID_SEED = 0  # MTBench draws the subsample unseeded; here from torch.Generator().manual_seed(HYBRID_SEED)
 
@@ -170,14 +173,35 @@ def motion_fidelity(tracks, reference_tracks, form: str = "symmetric", seed: int
 
 
 # trackers --------------------------------------------------------------------------------------------------
+Box = tuple  # (first row, row after the last, first column, column after the last, mask height, mask width)
+
+
+def mask_box(mask: np.ndarray) -> Box | None:
+    """MTBench's region from a foreground mask: the rows and columns of its nonzero pixels from the first to the
+    last, the last excluded (MTBench sets box_mask[min:max, min:max]), with the mask's size; None for an empty
+    mask."""
+    rows, cols = np.nonzero(mask)
+    if not len(rows):
+        return None
+    return int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max()), *map(int, mask.shape[:2])
+
+
+def in_box(points: np.ndarray, size: tuple[int, int], box: Box) -> np.ndarray:
+    """Which (x, y) points of a frame of `size` fall in `box` once scaled to the mask's size."""
+    r0, r1, c0, c1, mh, mw = box
+    x, y = points[..., 0] * mw / size[1], points[..., 1] * mh / size[0]
+    return (x >= c0) & (x < c1) & (y >= r0) & (y < r1)
+
+
 class Tracker(ABC):
     """Point tracks of a video resampled to `num` frames of `size` (height, width): (N, num, 2) float32 (x, y)
-    pixels of that size, every track complete (lost points are dropped, not padded)."""
+    pixels of that size, every track complete (lost points are dropped, not padded). With a `box`, only the
+    grid points inside it are tracked."""
 
     height = 96
 
     @abstractmethod
-    def track(self, frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
+    def track(self, frames: np.ndarray, num: int, size: tuple[int, int], box: Box | None = None) -> np.ndarray:
         """The tracks of `frames` (see the class)."""
 
     @abstractmethod
@@ -210,10 +234,12 @@ class LKTracker(Tracker):
         xs, ys = (np.arange(self.grid) + 0.5) * w / self.grid, (np.arange(self.grid) + 0.5) * h / self.grid
         return np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2).astype(np.float32)
 
-    def track(self, frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
+    def track(self, frames: np.ndarray, num: int, size: tuple[int, int], box: Box | None = None) -> np.ndarray:
         grey = _prepare(frames, num, size)
         h, w = size
         pts = self.grid_points(size)
+        if box is not None:
+            pts = pts[in_box(pts, size, box)]
         out = np.empty((len(pts), num, 2), np.float32)
         out[:, 0] = pts
         alive = np.arange(len(pts))
@@ -270,15 +296,20 @@ class CoTrackerTracker(Tracker):
                 "checkpoint": f"{self.checkpoint.name} sha256:{self._sha}", "grid": f"{self.grid}x{self.grid}",
                 "colour": "rgb", **self._geometry_spec()}
 
-    def track(self, frames: np.ndarray, num: int, size: tuple[int, int]) -> np.ndarray:
+    def track(self, frames: np.ndarray, num: int, size: tuple[int, int], box: Box | None = None) -> np.ndarray:
         import torch
 
         h, w = size
         rgb = np.stack([cv2.resize(np.ascontiguousarray(frames[i]), (w, h), interpolation=cv2.INTER_AREA)
                         for i in sample_indices(len(frames), num)])
         video = torch.from_numpy(rgb).permute(0, 3, 1, 2)[None].float().to(self.device)
+        region = {}
+        if box is not None:  # CoTracker keeps the grid points where its segm_mask is set (MTBench's box mask)
+            pixels = np.stack(np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5), -1)
+            mask = torch.from_numpy(in_box(pixels, size, box).astype(np.float32))[None, None].to(self.device)
+            region = {"segm_mask": mask}
         with torch.no_grad():
-            tracks, _ = self.predictor(video, grid_size=self.grid)
+            tracks, _ = self.predictor(video, grid_size=self.grid, **region)
         return tracks[0].permute(1, 0, 2).cpu().numpy().astype(np.float32)
 
 
@@ -297,16 +328,18 @@ def _subsample(tracks: np.ndarray, keep: int) -> list:
     return np.round(tracks[idx].astype(np.float64), 2).tolist()
 
 
-def sample_tracks(tracker: Tracker, sample: Sample, num: int | tuple[int, int], size: tuple[int, int]):
-    """The tracks of the sample's video and reference at `num` frames (one count, or one for each) of `size`,
-    kept in the sample's memo: the tracks metrics of one sample track each video once for each geometry (the
-    `tracks` metric's common frame count is MTBench's own count whenever both videos have as many frames)."""
+def sample_tracks(tracker: Tracker, sample: Sample, num: int | tuple[int, int], size: tuple[int, int],
+                  box: Box | None = None):
+    """The tracks of the sample's video and reference at `num` frames (one count, or one for each) of `size`
+    (in `box`), kept in the sample's memo: the tracks metrics of one sample track each video once for each
+    geometry (the `tracks` metric's common frame count is MTBench's own count whenever both videos have as many
+    frames)."""
     nums = num if isinstance(num, tuple) else (num, num)
     out = []
     for which, frames, n in (("video", sample.frames, nums[0]), ("reference", sample.reference, nums[1])):
-        key = ("tracks", tracker, which, n, tuple(size))
+        key = ("tracks", tracker, which, n, tuple(size), box)
         if key not in sample.memo:
-            sample.memo[key] = tracker.track(frames, n, size)
+            sample.memo[key] = tracker.track(frames, n, size, box) if box else tracker.track(frames, n, size)
         out.append(sample.memo[key])
     return out
 
@@ -411,7 +444,7 @@ class MTBenchTrackMetric(Metric):
 
     def spec(self) -> dict:
         tracker = {**self.tracker.spec(), "frames": "all frames of each video"}
-        return {"tracker": tracker, "coordinates": "x / width, y / height of the common size",
+        return {"tracker": tracker, "coordinates": "x / width, y / height of the common size", "region": MTBENCH_REGION,
                 "lengths": MTBENCH_LENGTHS, "still": MTBENCH_STILL_RULE,
                 "hybrid": {"tracks": HYBRID_TRACKS, "seed": self.seed,
                            "draw": "torch.randint(0, min(N, M), (50,), torch.Generator().manual_seed(seed)), "
@@ -425,9 +458,15 @@ class MTBenchTrackMetric(Metric):
             undefined = MetricUndefined(f"motion fidelity needs at least 2 frames in both videos, got "
                                         f"{len(frames)} and {len(reference)}")
             return {k: undefined for k in self.fields}, {}
+        box = None
+        if sample.reference_mask is not None:
+            box = mask_box(sample.reference_mask)
+            if box is None:
+                undefined = MetricUndefined("the case's mask of the reference is empty (MTBench's box is undefined)")
+                return {k: undefined for k in self.fields}, {}
         _, size = common_geometry(frames, reference, self.tracker.height)
         scale = np.array([size[1], size[0]], np.float64)  # (x, y) ÷ (width, height)
-        gen, ref = (t / scale for t in sample_tracks(self.tracker, sample, (len(frames), len(reference)), size))
+        gen, ref = (t / scale for t in sample_tracks(self.tracker, sample, (len(frames), len(reference)), size, box))
         results = {field: motion_fidelity(gen, ref, form, self.seed) for field, form in self._forms.items()}
         r = results["motion_fidelity_mtbench"]
         counts = {"n_tracks": r.n_tracks, "n_reference": r.n_reference, "n_still": r.n_static,
@@ -435,4 +474,4 @@ class MTBenchTrackMetric(Metric):
         # as in the tracks metric: a video with no track at all (the LK tracker loses every point of a blank
         # video) scores 0 against a reference with tracks, so that it is not dropped from a mean
         values = {f: 0.0 if r.n_tracks == 0 and r.n_reference > 0 else r.value for f, r in results.items()}
-        return values, {"tracks_mtbench_counts": counts}
+        return values, {"tracks_mtbench_counts": counts, "tracks_mtbench_box": list(box[:4]) if box else None}
