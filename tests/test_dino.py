@@ -109,7 +109,11 @@ def test_what_cannot_be_loaded_is_one_clear_line(tmp_path, vit_dir, monkeypatch)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(UserError, match="huggingface-cli download facebook/dino-vitb16") as e:
         DinoMetric(device="cpu")  # offline, no DINO given and none in the cache
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and "--dino-model hf:DIR" in str(e.value)
+    from eval.metrics.clip import ClipMetric  # MTBench's CLIP, named by the converted manifest, says the same
+
+    with pytest.raises(UserError, match="huggingface-cli download openai/clip-vit-base-patch32.*--clip-model hf:DIR"):
+        ClipMetric("hf:openai/clip-vit-base-patch32", None, device="cpu")
 
 
 def test_selected_by_the_benchmark_or_the_option(vit_dir):

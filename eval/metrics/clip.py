@@ -191,7 +191,7 @@ class HFSource:
     """Where a `hf:ID_OR_DIR` model comes from: a local `save_pretrained` folder (read offline) or a hub id
     (through the Hugging Face cache), its config, and how its spec names it and its weights."""
 
-    def __init__(self, source: str, hint: str = ""):
+    def __init__(self, source: str, option: str):
         from transformers import AutoConfig
 
         self.where, local = f"hf:{source}", Path(source).expanduser()
@@ -204,6 +204,8 @@ class HFSource:
         try:
             self.config = AutoConfig.from_pretrained(self.ref, local_files_only=self.offline)
         except Exception as e:  # missing config.json, unknown model type, hub errors (offline: not in the cache)
+            hint = "" if self.offline else (f" — download it once with network access (huggingface-cli download "
+                                            f"{source}), or pass {option} hf:DIR (a save_pretrained folder)")
             raise UserError(f"{self.where}: cannot read a Hugging Face model config: {type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}{hint}") from None
 
@@ -232,7 +234,7 @@ def load_hf_clip(source: str, device: torch.device, dtype: torch.dtype):
     (through the Hugging Face cache). Returns (model, tokenizer, model_name, weights_description, preprocess_cfg)."""
     from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
-    src = HFSource(source)
+    src = HFSource(source, "--clip-model")
     where, ref, offline, config = src.where, src.ref, src.offline, src.config
     if not isinstance(config, CLIPConfig):
         raise UserError(f"{where}: not a CLIP model (model_type '{config.model_type}')")

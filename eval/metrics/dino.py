@@ -40,9 +40,7 @@ def load_hf_dino(source: str, device: torch.device, dtype: torch.dtype, pooler_s
     `pooler_seed`; any other missing weight is refused. Returns (model, spec, preprocess_cfg)."""
     from transformers import AutoModel
 
-    hint = (" — download it once with network access (huggingface-cli download facebook/dino-vitb16) or pass "
-            "--dino-model hf:DIR (a save_pretrained folder), or leave the dino metric out (--metrics)")
-    src = HFSource(source, hint)
+    src = HFSource(source, "--dino-model")
     where = src.where
     if getattr(src.config, "model_type", None) != "vit":
         raise UserError(f"{where}: not a ViT model (model_type '{src.config.model_type}'); MTBench's DINO "
