@@ -100,7 +100,7 @@ def few_steps(root: Path):
     """A tiny model's cascade.json set to sample and adapt in a few steps, so that --smoke takes seconds."""
     path = root / "cascade.json"
     meta = read_json(path)
-    meta["settings"]["keyframe_steps"] = 2
+    meta.setdefault("settings", {})["keyframe_steps"] = 2
     for name in ("vmc", "vmc-eps", "tav", "md", "motion-inversion"):
         meta[name] = {"steps": 2, "inversion_steps": 2}
     meta["dmt"] = {"iterations": 2}
@@ -205,6 +205,7 @@ def _sections() -> list[Section]:
 
 
 SECTIONS = _sections()
+# seconds to write each random model: on the device (published sizes, initialised on its CPU) and at --smoke
 MODEL_SETUP_S = {"zeroscope-random": (45, 5), "wan2.1-1.3b-random": (120, 10), "cogvideox-2b-random": (120, 10)}
 assert set(MODEL_SETUP_S) == set(RANDOM_MODELS)
 
@@ -233,7 +234,8 @@ def deadline(seconds: float):
 def run_sections(sections, budget_s: float, started: float, measure_one, estimate, problem,
                  clock=time.monotonic, say=print, reserve_s: float = RESERVE_S, after=lambda records: None) -> list:
     """Each section in order: skipped when `problem(section)` names one or `estimate(section)` exceeds the time
-    left, else `measure_one(section)` ({figure: value}) stopped where the budget ends. Returns a record per
+    left, else `measure_one(section)` ({figure: value}) stopped where the budget ends (skipped after all when
+    it refuses in one line, a UserError). Returns a record per
     section (name, settings, status measured / skipped / failed / stopped, reason, estimate, wall time, values);
     `after` gets the records so far after each section."""
     records = []
@@ -256,6 +258,8 @@ def run_sections(sections, budget_s: float, started: float, measure_one, estimat
                     record.update(status="measured", values=measure_one(section))
             except OutOfTime:
                 record.update(status="stopped", reason=f"stopped where the budget ends, after {clock() - t0:.0f} s")
+            except UserError as e:  # a refusal, e.g. a method that does not apply to a backbone kind
+                record.update(status="skipped", reason=str(e))
             except Exception as e:  # noqa: BLE001 - recorded, and the run goes on
                 record.update(status="failed", reason=f"{type(e).__name__}: {e}".splitlines()[0])
             record["wall_s"] = round(clock() - t0, 1)
@@ -340,7 +344,8 @@ def estimate(section: Section, smoke: bool, known: dict, models_written: set) ->
     when no earlier section of this run has."""
     own = known.get(section.name, section.smoke_s if smoke else section.estimate_s)
     if section.model and section.model not in models_written:
-        own += MODEL_SETUP_S[section.model][smoke]
+        gpu, cpu = MODEL_SETUP_S[section.model]
+        own += cpu if smoke else gpu
     return own
 
 
@@ -361,8 +366,11 @@ def main(argv=None):
     sections = select(args.only)
     known = earlier_estimates(args.estimates) if args.estimates else {}
     if args.list:
+        written = set()  # a random model is written once, by the first section that needs it
         for s in sections:
-            print(f"{s.name:32s} {estimate(s, args.smoke, known, set()):6.0f} s  {problem(s) or ''}")
+            note = f"(with writing {s.model})" if s.model and s.model not in written else ""
+            print(f"{s.name:32s} {estimate(s, args.smoke, known, written):6.0f} s  {problem(s) or note}")
+            written.add(s.model)
         return
     if not args.out:
         raise UserError("--out FILE.json is required (where the figures are written)")

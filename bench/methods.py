@@ -9,9 +9,10 @@ Every method adapts to one reference clip (--case, a case of --benchmark, resamp
 size as in eval.run) with its settings on that backbone and generates one video for the case's first target
 prompt (after one warm-up video of another seed). With --steps, a tuning method trains that many steps and its
 time for its own step count is extrapolated from the time per step (at ZeroScope's size, 400 steps of vmc would
-take most of a GPU session). `zeroscope-random`
-is a random model of ZeroScope's layout at its published sizes (24 frames at 576×320; written once by `python -m
-vmc.tools.make_tiny_zeroscope --official-size` to --model): timing only, nothing meaningful is generated.
+take most of a GPU session). `zeroscope-random` is a random model of ZeroScope's layout at its published sizes
+(24 frames at 576×320; written once by `python -m vmc.tools.make_tiny_zeroscope --official-size` to --model):
+timing only, nothing meaningful is generated; `wan2.1-1.3b-random` and `cogvideox-2b-random` likewise where this
+build has their backbone kind (RANDOM_MODELS).
 Published figures to compare with: MotionDirector about 14 GB and 1.5–4.5 minutes per video on an A5000; DMT
 about 32 GB and 7 minutes per video on an A40.
 """
@@ -19,6 +20,7 @@ about 32 GB and 7 minutes per video on an A40.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -72,7 +74,10 @@ def random_model(name: str, root: Path, size: str = "official") -> Path:
         raise UserError(f"{name}: {problem}")
     if not (root / "model_index.json").is_file():
         t0 = time.perf_counter()
-        importlib.import_module(RANDOM_MODELS[name]).make(root, size=size)
+        partial = root.with_name(f".{root.name}.partial")  # renamed once whole: a stopped writing leaves no model
+        shutil.rmtree(partial, ignore_errors=True)
+        importlib.import_module(RANDOM_MODELS[name]).make(partial, size=size)
+        partial.rename(root)
         print(f"random model written to {root} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return root
 

@@ -14,9 +14,10 @@ if str(REPO) not in sys.path:  # bench/ is the repository's, not the installed p
     sys.path.insert(0, str(REPO))
 
 from bench.device import SECTIONS, Section, main, problem, run_sections  # noqa: E402
+from eval.errors import UserError  # noqa: E402
 
 
-def test_smoke_runs_every_section_and_writes_its_figures(tmp_path):
+def test_smoke_runs_every_section_and_writes_its_figures(tmp_path, capsys):
     out = tmp_path / "figures.json"
     run = subprocess.run([sys.executable, "-m", "bench.device", "--smoke", "--out", str(out)], cwd=REPO,
                          capture_output=True, text=True, timeout=900)
@@ -32,6 +33,8 @@ def test_smoke_runs_every_section_and_writes_its_figures(tmp_path):
         if problem(section):  # the DiT backbones, until this build has their kind
             assert record["status"] == "skipped" and "backbone kind not available in this build" in record["reason"]
             assert f"skip {section.name}: backbone kind not available in this build" in run.stdout
+        elif record["status"] == "skipped":  # a method refused on a DiT in one line
+            assert section.model not in (None, "zeroscope-random") and record["reason"], record
         else:
             assert record["status"] == "measured", record
             assert figures[section.name], section.name
@@ -43,6 +46,10 @@ def test_smoke_runs_every_section_and_writes_its_figures(tmp_path):
     table = subprocess.run([sys.executable, "-m", "bench.device", "--table", str(out)], cwd=REPO,
                            capture_output=True, text=True, timeout=120).stdout
     assert table.strip() in run.stdout
+    # an earlier run's wall times as the estimates
+    main(["--list", "--smoke", "--estimates", str(out), "--only", "unet"])
+    wall = next(s["wall_s"] for s in result["sections"] if s["name"] == "unet/sdpa")
+    assert capsys.readouterr().out.splitlines()[0] == f"{'unet/sdpa':32s} {wall:6.0f} s  "
 
 
 def _fake(name, estimate, takes, clock, model=None):
@@ -77,14 +84,19 @@ def test_a_section_running_where_the_budget_ends_is_stopped_and_the_run_goes_on(
         raise RuntimeError("CUDA out of memory\nmore lines")
 
     started = time.monotonic()
-    sections = [Section("x/broken", broken, {}, {}, 0, 0), Section("x/slow", slow, {}, {}, 0.1, 0.1),
-                Section("x/after", lambda: {}, {}, {}, 0.1, 0.1)]
+    def refused():
+        raise UserError("tav: sparse-causal attention has no meaning in full 3D attention")
+
+    started = time.monotonic()
+    sections = [Section("x/broken", broken, {}, {}, 0, 0), Section("x/refused", refused, {}, {}, 0, 0),
+                Section("x/slow", slow, {}, {}, 0.1, 0.1), Section("x/after", lambda: {}, {}, {}, 0.1, 0.1)]
     records = run_sections(sections, 1.5, started, lambda s: s.measure(), lambda s: s.estimate_s, lambda s: None,
                            say=lambda line: None, reserve_s=0)
     assert time.monotonic() - started < 5
-    assert [r["status"] for r in records] == ["failed", "stopped", "skipped"]
+    assert [r["status"] for r in records] == ["failed", "skipped", "stopped", "skipped"]
     assert records[0]["reason"] == "RuntimeError: CUDA out of memory"
-    assert records[1]["reason"].startswith("stopped where the budget ends")
+    assert records[1]["reason"] == "tav: sparse-causal attention has no meaning in full 3D attention"
+    assert records[2]["reason"].startswith("stopped where the budget ends")
 
 
 @pytest.mark.parametrize("args, message", [
