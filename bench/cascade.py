@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.methods import peak_gb, settle  # noqa: E402
+from bench.methods import cpu_threads, peak_gb, settle  # noqa: E402
 from vmc.configs import load_config  # noqa: E402
 from vmc.models import Show1UNet3D  # noqa: E402
 from vmc.pipelines.cascade import CascadeSettings  # noqa: E402
@@ -151,6 +151,7 @@ def main():
     args = p.parse_args()
     cuda = torch.cuda.is_available() and not args.tiny
     dev, dtype = (torch.device("cuda"), torch.float16) if cuda else (torch.device("cpu"), torch.float32)
+    cpu_threads(dev)
     print(f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}, "
           f"{'tiny' if args.tiny else 'published'} sizes, {'compiled' if args.compile else 'eager'} "
           f"{str(dtype)[6:]}, temporal attention {args.temporal_attention}", flush=True)

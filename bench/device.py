@@ -43,7 +43,8 @@ from typing import Callable  # noqa: E402
 
 import torch  # noqa: E402
 
-from bench.methods import METHODS, RANDOM_MODELS, measure, random_model, random_model_problem  # noqa: E402
+from bench.methods import (METHODS, RANDOM_MODELS, cpu_threads, measure, random_model,  # noqa: E402
+                           random_model_problem)
 from eval.errors import UserError, cli_main, read_json  # noqa: E402
 from eval.results import atomic_write_text  # noqa: E402
 
@@ -160,7 +161,7 @@ def method_per_video(ctx: Context, model: str, method: str) -> dict:
                 warm_up=not ctx.smoke)
     if method == "t2v":
         ctx.t2v_s[model] = r["generate_s"]
-    base = ctx.t2v_s.get(model)
+    base = ctx.t2v_s.get(model) if method != "t2v" else None
     return {"adapt": r["adapt_s"], "generate": r["generate_s"], "× t2v": r["generate_s"] / base if base else None,
             "adapt peak": r["adapt_gb"], "generate peak": r["generate_gb"]}
 
@@ -380,10 +381,7 @@ def main(argv=None):
         raise UserError("no CUDA device here: the device run needs a GPU (--smoke runs it on the CPU at tiny sizes)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     device = torch.device("cpu" if args.smoke else "cuda")
-    if args.smoke:
-        from eval.run import CPU_THREADS
-
-        torch.set_num_threads(CPU_THREADS)  # as eval.run computes on a CPU
+    cpu_threads(device)
     facts = device_facts(device)
     result = {"command": ["python", "-m", "bench.device", *(argv if argv is not None else sys.argv[1:])],
               "smoke": args.smoke, "budget_s": args.budget_s, "facts": facts,

@@ -47,6 +47,14 @@ def settle(device):
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def cpu_threads(device):
+    """On a CPU, compute with eval.run's thread count (nothing on a GPU)."""
+    if torch.device(device).type == "cpu":
+        from eval.run import CPU_THREADS
+
+        torch.set_num_threads(CPU_THREADS)
+
+
 def peak_gb(device) -> float | None:
     if torch.device(device).type != "cuda":
         return None
@@ -131,8 +139,7 @@ def main(argv=None):
     if backbone in RANDOM_MODELS:
         backbone = str(random_model(backbone, args.model or Path(f"/tmp/bench-{backbone}")))
     case = load_benchmark(args.benchmark).case(args.case)
-    if args.device == "cpu":
-        torch.set_num_threads(CPU_THREADS)  # as eval.run computes on a CPU
+    cpu_threads(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         rows = {name: measure(name, backbone, case, args.device, args.steps, Path(tmp))
                 for name in args.methods.split(",")}

@@ -23,7 +23,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cascade import unet_configs  # noqa: E402
-from bench.methods import settle  # noqa: E402
 from vmc.models import Show1UNet3D  # noqa: E402
 from vmc.models.short_attention import set_temporal_attention  # noqa: E402
 
@@ -32,13 +31,14 @@ SIZE = (8, 40, 64)  # keyframes × height × width of Show-1's keyframe stage
 
 def timed(fn, iters: int, device) -> float:
     """Seconds per call of `fn`, after 3 calls that warm up."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     for _ in range(3):
         fn()
-    settle(device)
+    sync()
     t0 = time.perf_counter()
     for _ in range(iters):
         fn()
-    settle(device)
+    sync()
     return (time.perf_counter() - t0) / iters
 
 

@@ -25,7 +25,7 @@ from diffusers import DDPMScheduler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cascade import unet_configs  # noqa: E402
-from bench.methods import peak_gb, settle  # noqa: E402
+from bench.methods import cpu_threads, peak_gb, settle  # noqa: E402
 from bench.unet_keyframes import SIZE, build  # noqa: E402
 from vmc import trainer  # noqa: E402
 from vmc.configs import load_config  # noqa: E402
@@ -85,6 +85,7 @@ def main():
         p.error(f"--frozen-weights {args.frozen_weights!r}: each is '16bit' or 'fp32'")
     cuda = torch.cuda.is_available() and not args.tiny
     dev = torch.device("cuda" if cuda else "cpu")
+    cpu_threads(dev)
     config = unet_configs(args.tiny)["keyframes"]
     print(f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}, "
           f"{'tiny' if args.tiny else 'show-1-base'} config, {args.steps} steps")
