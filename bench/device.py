@@ -235,10 +235,9 @@ def deadline(seconds: float):
 def run_sections(sections, budget_s: float, started: float, measure_one, estimate, problem,
                  clock=time.monotonic, say=print, reserve_s: float = RESERVE_S, after=lambda records: None) -> list:
     """Each section in order: skipped when `problem(section)` names one or `estimate(section)` exceeds the time
-    left, else `measure_one(section)` ({figure: value}) stopped where the budget ends (skipped after all when
-    it refuses in one line, a UserError). Returns a record per
-    section (name, settings, status measured / skipped / failed / stopped, reason, estimate, wall time, values);
-    `after` gets the records so far after each section."""
+    left, else `measure_one(section)` ({figure: value}), stopped where the budget ends (and skipped after all
+    when it refuses in one line, a UserError). Returns a record per section (name, settings, status measured /
+    skipped / failed / stopped, reason, estimate, wall time, values); `after` gets the records after each."""
     records = []
     for section in sections:
         record = {"name": section.name, "settings": section.settings}
