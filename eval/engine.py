@@ -25,8 +25,9 @@ from tqdm import tqdm
 from eval import distributed
 from eval.errors import UserError
 from eval.manifest import Benchmark, Case
-from eval.methods import Method, slugify
+from eval.methods import Method
 from eval.metrics import Sample
+from eval.naming import legacy_name, video_name
 from eval.record import Record, Timing
 from eval.results import atomic_write_text, format_table, summarize, write_summary
 from eval.rundir import RunFolder, held_by_launcher
@@ -50,13 +51,18 @@ class Item:
 
     @property
     def video_path(self) -> Path:
-        return Path("videos") / self.method / self.case / f"{slugify(self.prompt)}__s{self.seed}.mp4"
+        return Path("videos") / self.method / self.case / video_name(self.prompt, self.seed)
 
-    @property
-    def facts_path(self) -> Path:
-        """What is known of the video's making (its generation time), kept beside it so that a video found on
-        disk after a kill is scored with the same facts as one made in the same process."""
-        return self.video_path.with_suffix(".json")
+    def existing_video_path(self, out: Path, prompts) -> Path:
+        """The item's video as a folder holds it: under its name (eval.naming), or under the slug-only name of
+        a folder written before names were unique, where that name is this prompt's alone among the case's
+        `prompts`."""
+        legacy = legacy_name(self.prompt, self.seed, prompts)
+        if legacy is not None and not (out / self.video_path).exists():
+            old = self.video_path.with_name(legacy)
+            if (out / old).exists():
+                return old
+        return self.video_path
 
 
 def versions() -> dict[str, str]:
@@ -239,13 +245,17 @@ def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, refer
 
 def _run_item(out: Path, method: Method, state, case: Case, item: Item, reference, scorer: Scorer,
               adapt_s: float) -> Record:
-    path, facts_path = out / item.video_path, out / item.facts_path
+    # beside the video, what is known of its making (its generation time), so that a video found on disk after
+    # a kill is scored with the same facts as one made in the same process
+    video_path = item.existing_video_path(out, case.target_prompts)
+    path, facts_path = out / video_path, out / video_path.with_suffix(".json")
     if path.exists():  # a video written before a kill is complete (atomic rename): reuse it and its facts
         facts = json.loads(facts_path.read_text()) if facts_path.exists() else {"generate_s": None}
     else:
         t0 = time.perf_counter()
         video = method.generate(state, item.prompt, item.seed)
-        facts = {"generate_s": round(time.perf_counter() - t0, 4)}
+        # reading a video made elsewhere is no generation: its makers' times are `declared` facts instead
+        facts = {"generate_s": round(time.perf_counter() - t0, 4) if method.measures_generation else None}
         facts_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(facts_path, json.dumps(facts) + "\n")  # before the video: a video never lacks them
         write_video(path, video)
@@ -254,7 +264,8 @@ def _run_item(out: Path, method: Method, state, case: Case, item: Item, referenc
     scored = scorer.score_many([Sample(decoded.frames, item.prompt, reference.frames,
                                        case.meta.get("reference_prompt"))])[0]
     score_s = round(time.perf_counter() - t0, 4)
-    return Record(item.key, item.method, item.prompt, str(item.video_path), **scored, case=item.case, seed=item.seed,
+    return Record(item.key, item.method, item.prompt, str(video_path), **scored, case=item.case, seed=item.seed,
                   num_frames=decoded.num_frames, fps=decoded.fps, size=list(decoded.size),
-                  timing=Timing(facts["generate_s"], score_s, adapt_s), protocol=method.protocol(state),
+                  timing=Timing(facts["generate_s"], score_s, adapt_s),
+                  protocol={**method.protocol(state), **method.declared(state, item.prompt, item.seed)},
                   provenance=method.provenance(state, item.prompt, item.seed) or None)
