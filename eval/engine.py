@@ -161,6 +161,22 @@ def merge_results(folder: RunFolder, order: list[str]):
         (folder.path / name).unlink()
 
 
+def drop_shared_videos(folder: RunFolder):
+    """Before file names were unique, two prompts of a case could share one file (their slugs being equal), and
+    the later prompt was scored on the earlier one's video. Such records are dropped, said so, and made again
+    under the prompt's own name; the first record of each file, whose prompt made it, is kept."""
+    owner, wrong = {}, []
+    for r in folder.records():
+        first = owner.setdefault(r.video, r)
+        if first.prompt != r.prompt:
+            wrong.append(r)
+    if wrong:
+        drop = {r.key for r in wrong}
+        folder.replace([r for r in folder.records() if r.key not in drop])
+        print(f"note: {folder.results}: {len(wrong)} record(s) were scored on another prompt's video (names were "
+              f"not unique then), e.g. {wrong[0].prompt!r} on {wrong[0].video}; they are made again", file=sys.stderr)
+
+
 def load_references(benchmark: Benchmark) -> dict:
     """Every case's reference clip, read before anything is written: a bad clip stops the run with nothing
     in its folder to hold the next command to this one's settings."""
@@ -200,6 +216,7 @@ def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, refer
             "command": command or sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **folder.path_fields(),
         })
+        drop_shared_videos(folder)
     distributed.barrier(dist)
 
     done = {r.key for name in _result_files(folder) for r in folder.records(name)}

@@ -189,3 +189,17 @@ def test_eval_score_takes_a_folder_of_mixed_sizes_and_a_crash_leaves_no_run_json
     (videos / "v0.mp4").write_bytes(b"garbage")
     code, _, err = run_main(score_main, *args, "--out", tmp_path / "crashed", capsys=capsys)
     assert code == 2 and "v0.mp4: not a readable video" in err and not (tmp_path / "crashed" / "run.json").exists()
+
+
+def test_an_old_folder_whose_prompts_shared_a_video_is_mended_on_resume(tmp_path, tiny_clip, capsys):
+    bench = _bench(tmp_path, tiny_clip, ["a red circle", "A red circle!"])
+    out = tmp_path / "run"
+    assert _run("--methods", "reference", "--benchmark", bench, "--out", out)[0] == 0
+    folder = RunFolder(out)
+    first, second = folder.records()
+    (out / second.video).unlink()  # as the slug-only names left it: the second prompt scored on the first's file
+    folder.replace([first, type(second)(**{**second.__dict__, "video": first.video})])
+    code, _, err = _run("--methods", "reference", "--benchmark", bench, "--out", out, capsys=capsys)
+    assert code == 0 and "1 record(s) were scored on another prompt's video" in err
+    mended = {r.prompt: r.video for r in RunFolder(out).records()}
+    assert mended == {"a red circle": first.video, "A red circle!": second.video} and (out / second.video).is_file()
