@@ -107,6 +107,21 @@ def check_compatible(path: Path, old: dict, new: dict, keys=("benchmark", "metri
                             f"--out, or the same settings as before{remedy}")
 
 
+def run_config(folder: RunFolder, methods, benchmark: Benchmark, seeds, scorer: Scorer, dist, device: str,
+               command: list[str] | None = None) -> dict:
+    """What run.json records of a run."""
+    return {
+        "benchmark": {"name": benchmark.name, "manifest": folder.stored_path(benchmark.path),
+                      "cases": [c.id for c in benchmark.cases]},
+        "methods": {m.label: m.info() for m in methods}, "seeds": seeds,
+        "metric_specs": scorer.specs(), "metric_spec_ids": scorer.spec_ids(),
+        "versions": versions(), "device": device_description(device), "world_size": dist.world_size,
+        "cpu_threads": _torch_threads(),
+        "command": command or sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **folder.path_fields(),
+    }
+
+
 def _result_files(folder: RunFolder) -> list[str]:
     """results.jsonl and the part files of the ranks of an unfinished multi-process run."""
     return [p.name for p in [folder.results, *sorted(folder.path.glob("results.rank*.jsonl"))]]
@@ -120,9 +135,14 @@ def _made(folder: RunFolder) -> tuple[bool, set[str]]:
 
 
 def write_run_json(folder: RunFolder, config: dict):
-    """Create run.json, or merge methods and seeds into an existing one whose benchmark and specs match. What
-    nothing in the folder was made with yet may change: metric specs until a result is recorded, a method's
-    settings until it has a video, the benchmark until either."""
+    """Create run.json, or merge methods and seeds into an existing one whose benchmark and specs match."""
+    folder.write_config(merged_config(folder, config))
+
+
+def merged_config(folder: RunFolder, config: dict) -> dict:
+    """run.json as this run would write it, or a UserError where the folder was made otherwise. What nothing in
+    the folder was made with yet may change: metric specs until a result is recorded, a method's settings until
+    it has a video, the benchmark until either."""
     path = folder.run_json
     if path.exists():
         old = folder.config
@@ -141,7 +161,7 @@ def write_run_json(folder: RunFolder, config: dict):
         config = {**old, **config, "created": old.get("created", config["created"]),
                   "methods": {**old.get("methods", {}), **config["methods"]},
                   "seeds": sorted(set(old.get("seeds", [])) | set(config["seeds"]))}
-    folder.write_config(config)
+    return config
 
 
 def merge_results(folder: RunFolder, order: list[str]):
@@ -206,16 +226,7 @@ def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, refer
     out = folder.path
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_run_json(folder, {
-            "benchmark": {"name": benchmark.name, "manifest": folder.stored_path(benchmark.path),
-                          "cases": [c.id for c in benchmark.cases]},
-            "methods": {m.label: m.info() for m in methods}, "seeds": seeds,
-            "metric_specs": scorer.specs(), "metric_spec_ids": scorer.spec_ids(),
-            "versions": versions(), "device": device_description(device), "world_size": dist.world_size,
-            "cpu_threads": _torch_threads(),
-            "command": command or sys.argv, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **folder.path_fields(),
-        })
+        write_run_json(folder, run_config(folder, methods, benchmark, seeds, scorer, dist, device, command))
         drop_shared_videos(folder)
     distributed.barrier(dist)
 

@@ -53,7 +53,7 @@ def case_protocol(case, reference: Video, frames: int | None = None, fps: float 
                   size: tuple[int, int] | None = None) -> Protocol:
     """The protocol of a case (its reference as loaded, the manifest's size); `frames`, `fps` and `size` override
     it (an external system's config may)."""
-    size = size or getattr(case, "size", None) or reference.size
+    size = size or case.size or reference.size
     return Protocol(int(frames or reference.num_frames), float(fps or reference.fps), tuple(size))
 
 

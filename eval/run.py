@@ -99,6 +99,14 @@ def _int_list(text: str, what: str) -> list[int]:
     return values
 
 
+def _registered(spec: str) -> bool:
+    """Whether a spec names a registered method (True for a bad label, which create_method reports)."""
+    try:
+        return split_label(spec)[1].partition(":")[0] in available_methods()
+    except UserError:
+        return True
+
+
 def preflight(args, seeds: list[int], device: str, read: bool) -> tuple[list, object, dict, list[str]]:
     """Everything eval.run checks before it writes anything, every problem collected rather than the first
     raised: the methods and their labels, the settings file, the benchmark manifest, every reference clip, and
@@ -108,17 +116,12 @@ def preflight(args, seeds: list[int], device: str, read: bool) -> tuple[list, ob
     specs = [s.strip() for s in args.methods.split(",") if s.strip()]
     if not specs:
         problems.append("--methods is empty")
-    def registered(spec):
-        try:
-            return split_label(spec)[1].partition(":")[0] in available_methods()
-        except UserError:
-            return True  # create_method says what is wrong with the label
-    unknown = [split_label(s)[1].partition(":")[0] for s in specs if not registered(s)]
+    unknown = [split_label(s)[1].partition(":")[0] for s in specs if not _registered(s)]
     if unknown:
         problems.append(f"method(s) {', '.join(repr(u) for u in unknown)} not registered "
                         f"(registered: {describe_available()})")
     for spec in specs:
-        if not registered(spec):
+        if not _registered(spec):
             continue
         try:
             methods.append(create_method(spec, device=device))
@@ -161,6 +164,23 @@ def preflight(args, seeds: list[int], device: str, read: bool) -> tuple[list, ob
     return methods, benchmark, references, problems
 
 
+def _check_folder(args, methods, benchmark, seeds: list[int], dist, device: str) -> list[str]:
+    """eval.run --check, once the inputs are sound: the metrics load, and an existing run folder takes this run
+    (same benchmark and metric specs, no method's settings changed under its videos), as run.json would be
+    written; nothing is written."""
+    from eval.engine import merged_config, run_config
+    from eval.rundir import RunFolder
+
+    folder = RunFolder(args.out or Path("runs") / benchmark.name)
+    try:
+        scorer = build_scorer(args, benchmark.metrics, device=device)
+        if folder.run_json.exists():
+            merged_config(folder, run_config(folder, methods, benchmark, seeds, scorer, dist, device))
+    except UserError as e:
+        return [str(e)]
+    return []
+
+
 @cli_main
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -170,6 +190,8 @@ def main(argv=None):
     device = dist.device(args.device)
     methods, benchmark, references, problems = preflight(args, seeds, device, read=args.check)
     if args.check:
+        if not problems:
+            problems = _check_folder(args, methods, benchmark, seeds, dist, device)
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         if problems:

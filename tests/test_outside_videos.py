@@ -10,7 +10,7 @@ import yaml
 
 from conftest import moving_square, run_main
 from eval.errors import UserError
-from eval.naming import find_made_elsewhere, prompt_stem, slugify, video_name
+from eval.naming import find_made_elsewhere, prompt_stem, video_name
 from eval.rundir import RunFolder
 from eval.run import main as run_main_cli
 from eval.video import Video, read_video, write_video
@@ -116,6 +116,13 @@ def test_check_lists_what_is_missing_or_ambiguous_and_writes_nothing(tmp_path, t
     code, stdout, err = _run("--methods", f"Ours=precomputed:{pre.parent}", "--benchmark", bench, "--out", out,
                              "--check", capsys=capsys)
     assert code == 0 and "nothing written" in stdout and not out.exists()
+    # a folder made with other metric settings is named too, as the run would refuse it
+    assert _run("--methods", f"Ours=precomputed:{pre.parent}", "--benchmark", bench, "--out", out)[0] == 0
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*"))
+    code, _, err = _run("--methods", f"Ours=precomputed:{pre.parent}", "--benchmark", bench, "--out", out,
+                        "--clip-frames", "2", "--check", capsys=capsys)
+    assert code == 2 and "this run was made with other metric specs" in err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
 
 
 @pytest.mark.parametrize("spec, message", [
