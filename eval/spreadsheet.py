@@ -24,8 +24,10 @@ def neutralise(value):
 
 
 def safe_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `df` whose text cells (and column names) are neutralised; numeric columns untouched."""
+    """A copy of `df` whose text cells (and column names and row labels) are neutralised; numbers untouched."""
     out = df.rename(columns=lambda c: neutralise(c) if isinstance(c, str) else c)
+    if pd.api.types.is_object_dtype(out.index) or pd.api.types.is_string_dtype(out.index):
+        out.index = out.index.map(neutralise)
     for column in out.select_dtypes(include=["object", "string"]).columns:
         out[column] = out[column].map(neutralise)
     return out

@@ -27,6 +27,8 @@ def test_frame_to_csv_leaves_numeric_columns_alone():
     df = pd.DataFrame({"who": [EVIL, "ok"], "value": [-0.25, 1.5]})
     rows = list(csv.reader(frame_to_csv(df, index=False).splitlines()))
     assert rows == [["who", "value"], ["'" + EVIL, "-0.25"], ["ok", "1.5"]]
+    rows = list(csv.reader(frame_to_csv(df.set_index("who")).splitlines()))  # row labels too (the leaderboard)
+    assert rows == [["who", "value"], ["'" + EVIL, "-0.25"], ["ok", "1.5"]]
 
 
 @pytest.fixture(scope="module")
