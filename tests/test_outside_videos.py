@@ -125,6 +125,13 @@ def test_check_lists_what_is_missing_or_ambiguous_and_writes_nothing(tmp_path, t
     assert sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
 
 
+def test_a_label_names_any_method():
+    from eval.methods import create_method
+
+    assert create_method("Ours=t2v:shapes").label == "Ours" and create_method("t2v:shapes").label == "t2v-shapes"
+    assert create_method("Mine=reference").label == "Mine"
+
+
 @pytest.mark.parametrize("spec, message", [
     ("+Ours=reference", "method label '+Ours'"), ("Ours=", "names no method"),
     ("Ours=reference,Ours=reference", "the label(s) Ours name two methods")])
