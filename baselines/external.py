@@ -6,7 +6,7 @@ Named `SYSTEM:CONFIG.yaml` on the command line. The YAML holds exactly one of
            shell runs it); the placeholders {reference} (the case's reference clip as the other methods see
            it, written as MP4), {prompt}, {seed} and {out} (the MP4 the system must write) are substituted
            inside arguments, so a prompt can never become a second argument or a shell command;
-  ingest:  a folder of outputs laid out as <case>/<prompt-slug>__s<seed>.mp4 (or <prompt-slug>.mp4);
+  ingest:  a folder of outputs laid out as <case>/<prompt-stem>__s<seed>.mp4 (or <prompt-stem>.mp4; eval.naming);
 and optionally `version` (recorded with every result), `cwd`, `env`, `timeout_s` (default 3600) and
 `protocol` (`frames`, `fps`, `size: [H, W]`; default: the reference clip's frame count and fps, the output's
 own size).

@@ -1,7 +1,7 @@
 """The run engine behind `python -m eval.run`: method × case × target prompt × seed → video → scores.
 
-Layout of a run directory: run.json, videos/<method>/<case>/<prompt-slug>__s<seed>.mp4 (each with a
-<prompt-slug>__s<seed>.json beside it holding its generation time), results.jsonl, summary.csv. Every
+Layout of a run directory: run.json, videos/<method>/<case>/<prompt-stem>__s<seed>.mp4 (eval.naming; each with
+a <prompt-stem>__s<seed>.json beside it holding its generation time), results.jsonl, summary.csv. Every
 finished item is on disk before the next starts, so a killed run loses nothing written; a rerun skips
 finished items. Under several processes, (method, case) groups are dealt out round-robin (so each adaptation
 happens once), each process appends to its own results.rank<R>.jsonl, and rank 0 merges them when all are
