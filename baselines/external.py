@@ -8,8 +8,7 @@ Named `SYSTEM:CONFIG.yaml` on the command line. The YAML holds exactly one of
            inside arguments, so a prompt can never become a second argument or a shell command;
   ingest:  a folder of outputs laid out as <case>/<prompt-stem>__s<seed>.mp4 (or <prompt-stem>.mp4; eval.naming);
 and optionally `version` (recorded with every result), `cwd`, `env`, `timeout_s` (default 3600) and
-`protocol` (`frames`, `fps`, `size: [H, W]`; default: the reference clip's frame count and fps, the output's
-own size).
+`protocol` (`frames`, `fps`, `size: [H, W]`; default: the case's, see eval.protocol).
 
 Outputs are brought to the benchmark's protocol by the one rule of every video made elsewhere (eval.protocol:
 the case's frames, fps and size, which `protocol` may override), or refused where eval.run is given
