@@ -31,7 +31,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", required=True, help="comma-separated method specs, e.g. vmc,tav or precomputed:DIR, "
-                   "each optionally labelled LABEL=SPEC (e.g. Ours=precomputed:DIR)")
+                   "each optionally labelled LABEL=SPEC (e.g. Ours=precomputed:DIR); registered: "
+                   f"{describe_available()}")
     p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="built-in benchmark name or manifest YAML path "
                    f"(default: {DEFAULT_BENCHMARK})")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<benchmark>)")
