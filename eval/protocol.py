@@ -31,11 +31,10 @@ POLICIES = ("resample", "refuse")
 class Protocol:
     frames: int
     fps: float
-    size: tuple[int, int] | None  # (height, width); None: each video keeps its own
+    size: tuple[int, int]  # (height, width)
 
     def describe(self) -> str:
-        size = f"{self.size[0]}×{self.size[1]}, " if self.size else ""
-        return f"{size}{self.frames} frames at {self.fps:g} fps"
+        return f"{self.size[0]}×{self.size[1]}, {self.frames} frames at {self.fps:g} fps"
 
     def differences(self, frames: int, fps: float, size) -> dict:
         """{what: [video's, protocol's]} for what a video of this geometry would have changed."""
@@ -44,7 +43,7 @@ class Protocol:
             changed["frames"] = [frames, self.frames]
         if abs(fps - self.fps) > 1e-6:
             changed["fps"] = [fps, self.fps]
-        if self.size is not None and tuple(size) != tuple(self.size):
+        if tuple(size) != tuple(self.size):
             changed["size"] = [list(size), list(self.size)]
         return changed
 
