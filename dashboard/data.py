@@ -52,6 +52,22 @@ def find_runs(root: Path) -> list[RunInfo]:
     return runs
 
 
+def unreadable(run: RunInfo) -> str | None:
+    """Why a run folder cannot be fully read (a bad line in results.jsonl, a broken run.json or summary.csv),
+    in one line naming the file; None when it reads."""
+    try:
+        if (run.path / "run.json").exists():
+            RunFolder(run.path).config
+        load_records(run.path)
+        if (run.path / "summary.csv").exists():
+            load_summary(run.path)
+    except UserError as e:
+        return str(e)
+    except (ValueError, OSError) as e:  # pandas' parser errors are ValueErrors
+        return f"{run.path / 'summary.csv'}: not readable ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    return None
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _summary(path: str, mtime: float) -> pd.DataFrame:
     return pd.read_csv(path)

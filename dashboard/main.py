@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.data import find_human_studies, find_runs
+from dashboard.data import find_human_studies, find_runs, unreadable
 from dashboard.views import charts, drilldown, gallery, human, leaderboard, paired
 
 PAGES = {"Leaderboard": leaderboard.render, "Charts": charts.render, "Paired": paired.render,
@@ -45,9 +45,15 @@ def main():
     if not selected:
         st.info("Pick at least one run in the sidebar.")
         return
-    for r in selected:
-        if r.status != "ok":
+    for r in list(selected):
+        problem = unreadable(r)
+        if problem:
+            st.error(f"Run `{r.name}` cannot be read, so it is left out: {problem}")
+            selected.remove(r)
+        elif r.status != "ok":
             st.warning(f"Run `{r.name}`: {r.message}.")
+    if not selected:
+        return
     studies = find_human_studies([root] + [r.path for r in selected])
     st.header(page)
     PAGES[page]([r for r in selected if r.status != "empty"], studies)

@@ -30,6 +30,8 @@ def read_json(path: Path, encoding: str = "utf-8"):
         return json.loads(Path(path).read_text(encoding=encoding))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
 
 
 def cli_main(fn):

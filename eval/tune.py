@@ -33,6 +33,7 @@ from pathlib import Path
 from eval.errors import UserError, cli_main, read_json
 from eval.results import atomic_write_text
 from eval.search_space import settings_hash
+from eval.spreadsheet import frame_to_csv
 
 DEFAULT_BENCHMARK = "shapes-dev"
 DEFAULT_OBJECTIVE = "oracle_motion"
@@ -347,7 +348,7 @@ class Tuning:
 
         rows = self.rows(storage)
         best = self.best(rows)
-        atomic_write_text(self.out / "trials.csv", pd.DataFrame(rows).to_csv(index=False))
+        atomic_write_text(self.out / "trials.csv", frame_to_csv(pd.DataFrame(rows), index=False))
         atomic_write_text(self.out / "settings.json", json.dumps({
             "tuned_by": {**self.definition(), "trials": self.args.trials, "command": self.command},
             "methods": {label: {**self.fixed(label), **json.loads(r["settings"])} for label, r in best.items()},

@@ -21,6 +21,7 @@ from eval.metrics import all_fields, field_info
 from eval.record import Record
 from eval.results import atomic_write_text
 from eval.rundir import RunFolder
+from eval.spreadsheet import frame_to_csv
 
 
 def pairs(records: list[Record]) -> list[tuple[str, str]]:
@@ -81,7 +82,7 @@ def main(argv=None):
         raise UserError(f"--methods: {', '.join(unknown)} not in this run (methods: {', '.join(present)})")
     records = [r for r in records if r.method in wanted]
     table = validity(records)
-    atomic_write_text(args.run / "validity.csv", table.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(args.run / "validity.csv", frame_to_csv(table, index=False, float_format="%.4f"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nover the videos of {', '.join(wanted)}; written to {args.run / 'validity.csv'}")
 

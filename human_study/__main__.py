@@ -18,6 +18,7 @@ import pandas as pd
 
 from eval.errors import UserError, cli_main
 from eval.results import atomic_write_text
+from eval.spreadsheet import frame_to_csv
 from human_study.design import build_study, load_study, write_media
 from human_study.exclusion import Rules, apply_exclusions
 from human_study.export import FORMATS
@@ -149,7 +150,7 @@ def aggregate(args):
                         ("agreement.csv", alpha),
                         ("exclusions.csv", pd.DataFrame(exclusions)), ("answers.csv", answers),
                         ("unplayable.csv", unplayable), ("problems.csv", problems)):
-        atomic_write_text(out / name, frame.to_csv(index=False))
+        atomic_write_text(out / name, frame_to_csv(frame, index=False))
     atomic_write_text(out / "table.md", md)
     atomic_write_text(out / "table.tex", tex)
 

@@ -132,27 +132,41 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
 
 
 def write_media(study: Study, rater_dir: Path):
-    """Copy every output under its opaque name; re-encode references (they may be GIFs or frame folders)."""
+    """Copy every output under its opaque name; re-encode references (they may be GIFs or frame folders). The
+    media of one item share one frame count, frame rate and size, so that no video stands out by its sharpness
+    or speed: those of most of its outputs (ties: the first method's), the others brought to them by the rule of
+    videos made elsewhere (eval.protocol)."""
     from tqdm import tqdm
 
-    from eval.video import read_video, write_video
+    from eval.protocol import Protocol, to_protocol
+    from eval.video import read_video, video_geometry, write_video
 
     media_dir = rater_dir / "media"
     media_dir.mkdir(parents=True, exist_ok=True)
-    encoded: dict[Path, Path] = {}
+
+    def file_of(source) -> Path:
+        path = Path(source["reference"]) if isinstance(source, dict) else source
+        if not isinstance(source, dict) and not path.is_file():
+            raise UserError(f"{source}: video listed in the run's results.jsonl is missing")
+        return path
+
+    geometry = {name: video_geometry(file_of(source)) for name, source in study.media.items()}
+    target = {}
+    for item in study.items:
+        names = {Path(item["reference"]).name, *(Path(c["video"]).name for c in item["candidates"])}
+        outputs = [geometry[n] for n in study.media if n in names and not isinstance(study.media[n], dict)]
+        frames, fps, size = max(outputs, key=outputs.count) if outputs else geometry[Path(item["reference"]).name]
+        target.update({n: Protocol(frames, fps, tuple(size)) for n in names})
+    encoded: dict[tuple, Path] = {}
     for name, source in tqdm(sorted(study.media.items()), desc="media", unit="video", dynamic_ncols=True):
-        target = media_dir / name
-        if isinstance(source, dict):
-            ref = Path(source["reference"])
-            if ref in encoded:
-                shutil.copyfile(encoded[ref], target)
-            else:
-                write_video(target, read_video(ref))
-                encoded[ref] = target
+        path, out, protocol = file_of(source), media_dir / name, target[name]
+        if (path, protocol) in encoded:
+            shutil.copyfile(encoded[path, protocol], out)
+        elif not isinstance(source, dict) and not protocol.differences(*geometry[name]):
+            shutil.copyfile(path, out)
         else:
-            if not source.is_file():
-                raise UserError(f"{source}: video listed in the run's results.jsonl is missing")
-            shutil.copyfile(source, target)
+            write_video(out, to_protocol(read_video(path), protocol)[0])
+            encoded[path, protocol] = out
 
 
 def load_study(study_dir: str | os.PathLike) -> tuple[dict, dict]:

@@ -117,12 +117,12 @@ def main(argv=None):
     print(f"adapter written to {args.out}")
     if args.no_samples:
         return
-    from eval.methods import slugify
+    from eval.naming import video_name
     from eval.video import write_video
 
     for prompt in case.target_prompts:
         for seed in cfg["seeds"]:
-            path = write_video(args.out / "samples" / f"{slugify(prompt)}__s{seed}.mp4",
+            path = write_video(args.out / "samples" / video_name(prompt, seed),
                                method.generate(state, prompt, int(seed)))
             print(f"{prompt!r} seed {seed} → {path}")
 

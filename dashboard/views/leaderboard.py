@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from eval.metrics import spec_id
+from eval.spreadsheet import frame_to_csv
 from human_study.stats import tex_escape
 
 from dashboard.data import load_human, load_run_json, load_summary, metric_sort_key
@@ -102,7 +103,7 @@ def render(runs, studies):
     st.dataframe(shown, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f")
                                                         for c in shown.columns if not c.endswith(" 95% CI")})
     c1, c2 = st.columns(2)
-    c1.download_button("Download CSV", shown.to_csv(), file_name="leaderboard.csv", mime="text/csv")
+    c1.download_button("Download CSV", frame_to_csv(shown), file_name="leaderboard.csv", mime="text/csv")
     c2.download_button("Download LaTeX", to_latex(shown), file_name="leaderboard.tex", mime="text/x-tex")
     with st.expander("Metric specs (what exactly each column measured)"):
         for run in runs:

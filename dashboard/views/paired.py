@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard.data import load_records, metric_sort_key
 from eval.compare import compare
 from eval.results import UNITS
+from eval.spreadsheet import frame_to_csv
 
 
 def render(runs, studies):
@@ -43,7 +44,7 @@ def render(runs, studies):
                f"t-test over {unit} units; p_holm: each metric's p adjusted over the {family} (Holm); "
                f"significant: p_holm < 0.05; direction: which way is better for the metric, better: the method "
                f"whose mean is the better one.")
-    st.download_button("CSV", table.to_csv(index=False), mime="text/csv",
+    st.download_button("CSV", frame_to_csv(table, index=False), mime="text/csv",
                        file_name=f"compare_{a}_vs_{'+'.join(others)}{'_by_case' if by_case else ''}.csv")
     metric = st.selectbox("Metric", list(dict.fromkeys(table["metric"])))
     sel = table[table["metric"] == metric].assign(

@@ -445,7 +445,14 @@ class ClipMetric(Metric):
             if len(idx) != len(x):
                 x = x[idx]
             on_device.append(x.to(self.device, non_blocking=True))
-        feats = self.encode_images(torch.cat(on_device)).double()
+        # frames of one size are encoded together; videos of another size (eval.score on a mixed folder) start a
+        # new run of batches, since preprocessing resizes a batch at once
+        runs, start = [], 0
+        for i in range(1, len(on_device) + 1):
+            if i == len(on_device) or on_device[i].shape[1:] != on_device[start].shape[1:]:
+                runs.append(self.encode_images(torch.cat(on_device[start:i])))
+                start = i
+        feats = torch.cat(runs).double()
         texts = self.encode_texts([p for _, p in items]).double()
         # every video's cosines on the device, then one transfer (no per-video sync, no host BLAS threads)
         parts, start = [], 0

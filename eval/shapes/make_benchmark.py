@@ -25,6 +25,9 @@ from eval.errors import cli_main
 from eval.shapes.world import MOTIONS, Object, Scene, render, with_appearance
 
 FRAMES, SIZE, FPS = 15, 64, 8.0
+# the size the shapes backbone's methods generate at (its super-resolution stage), to which videos made elsewhere
+# are brought (eval.protocol)
+VIDEO_SIZE = [32, 32]
 HELD_OUT = ("rise", "grow", "zigzag_left", "circle_ccw")  # the motions the shipped keyframe stage never saw
 CASES = [  # id, reference scene, (colour, shape, background) of each target
     ("right", Scene((Object("circle", "red", 0.18),), "black", "right", (0.5, 0.55)),
@@ -90,7 +93,7 @@ def build(out: Path, split: str = "test") -> Path:
                       "target_prompts": [with_appearance(scene, [c], [s], bg).caption() for c, s, bg in targets],
                       "meta": {"reference_prompt": scene.caption(), "motion": scene.motion,
                                "note": note(scene.motion)}})
-    manifest = {"name": name, "description": description, "defaults": {"frames": FRAMES, "fps": FPS},
+    manifest = {"name": name, "description": description, "defaults": {"frames": FRAMES, "fps": FPS, "size": VIDEO_SIZE},
                 "metrics": {"clip_model": "../eval/shapes/weights/shapes-clip.json",
                             "clip_pretrained": "../eval/shapes/weights/shapes-clip.safetensors", "oracle": "shapes"},
                 "cases": cases}

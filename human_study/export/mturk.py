@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 from urllib.parse import quote
 
+from eval.spreadsheet import safe_row
 from human_study.export.common import media_url
 from human_study.export.html import script_json
 
@@ -83,10 +84,13 @@ def export(study: dict, rater_dir: Path, options: dict):
     random.Random(study["seed"]).shuffle(items)  # HITs are served roughly in CSV order
     with open(out / "input.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(columns)
+        writer.writerow(safe_row(columns))
         for item in items:
-            row = [item["item_id"], quote(item["prompt"], safe=""), media_url(options, item["reference"])]
+            # a leading '-' (left as is by percent-encoding) encoded too, so no cell looks like a formula
+            prompt = quote(item["prompt"], safe="")
+            row = [item["item_id"], "%2D" + prompt[1:] if prompt.startswith("-") else prompt,
+                   media_url(options, item["reference"])]
             for k in range(slots):
                 c = item["candidates"][k] if k < len(item["candidates"]) else None
                 row += [c["blind_id"], media_url(options, c["video"])] if c else ["", ""]
-            writer.writerow(row)
+            writer.writerow(safe_row(row))

@@ -33,8 +33,7 @@ class CascadeMethod(Method):
         self._cascade = None
         self.configured: dict = {}  # settings chosen over the backbone's (configure(); the families that have any)
 
-    @property
-    def label(self) -> str:
+    def default_label(self) -> str:
         return self.name if self.arg is None else f"{self.name}-{self.backbone.name}"
 
     @property
