@@ -138,3 +138,71 @@ def test_inversion_then_sampling_gives_back_the_reference_latents(tiny_dit):
             empty, None, 3, 4, 4, steps, 1.0, init_latents=noise, progress=False)
         errors.append(float(((back - latents).pow(2).mean() / latents.var()).sqrt()))
     assert errors[1] < errors[0] / 3 and errors[1] < 0.25, errors
+
+
+def test_every_method_runs_end_to_end_and_vmc_generate_reproduces_it(benchmark_dir, tiny_clip, tiny_dit, tmp_path):
+    cfg, ckpt = tiny_clip
+    manifest = yaml.safe_load((benchmark_dir / "mini.yaml").read_text())
+    manifest["cases"] = manifest["cases"][1:]  # one case, one prompt
+    manifest["metrics"] = {"clip_model": str(cfg), "clip_pretrained": str(ckpt)}
+    (benchmark_dir / "one.yaml").write_text(yaml.safe_dump(manifest))
+    methods = ",".join(f"{m}:{tiny_dit}" for m in METHODS)
+    out = tmp_path / "run"
+    args = ["--methods", methods, "--benchmark", benchmark_dir / "one.yaml", "--device", "cpu", "--jobs", "1"]
+    assert run_main(run_main_cli, *args, "--out", out)[0] == 0
+    records = RunFolder(out).records()
+    assert [r.method for r in records] == [f"{m}-{tiny_dit.name}" for m in METHODS]
+    for r in records:
+        assert r.num_frames == 9 and r.size == [32, 32] and r.metrics["text_alignment"] is not None
+    run = json.loads((out / "run.json").read_text())
+    layout = tiny_dit.name.split("-")[1]
+    assert all(run["methods"][f"{m}-{tiny_dit.name}"]["backbone_kind"] == "dit" for m in METHODS)
+    assert all(run["methods"][f"{m}-{tiny_dit.name}"]["backbone_layout"] == layout for m in METHODS)
+
+    # the vmc adapter holds exactly the q/k/v of the blocks' self-attention, and says which backbone
+    from safetensors.torch import load_file
+
+    from vmc.backbones import resolve_backbone
+
+    (adapter,) = (out / "cache").glob(f"vmc-{tiny_dit.name}/down/*/adapter.json")
+    info = json.loads(adapter.read_text())
+    assert (info["backbone_kind"], info["backbone_layout"], info["rule"]) == ("dit", layout, "self_qkv")
+    pipe = resolve_backbone(str(tiny_dit)).pipeline("cpu")
+    names = [n for n, _ in pipe.load_unet(pipe.backbone.base).named_parameters()]
+    blocks = "blocks" if layout == "wan" else "transformer_blocks"
+    expected = sorted(n for n in names if n.startswith(f"transformer.{blocks}.")
+                      and n.split(".")[3:5] in (["attn1", "to_q"], ["attn1", "to_k"], ["attn1", "to_v"]))
+    assert len(expected) == 2 * 3 * 2  # 2 blocks, q/k/v, weight and bias
+    assert sorted(load_file(str(adapter.with_name("adapter.safetensors")))) == expected
+
+    # vmc.generate rebuilds the adapted transformer from the adapter folder alone: the same video as eval.run's
+    from vmc.generate import main as generate_main
+
+    vmc_record = records[0]
+    target = tmp_path / "generated.mp4"
+    assert run_main(generate_main, "--adapter", adapter.parent, "--prompt", vmc_record.prompt, "--seed",
+                    vmc_record.seed, "--out", target, "--device", "cpu", "--backbone", tiny_dit)[0] == 0
+    assert target.read_bytes() == RunFolder(out).video(vmc_record).read_bytes()
+
+
+@pytest.mark.parametrize("method", ["tav", "motionclone", "motion-inversion"])
+def test_methods_without_a_port_are_refused_in_one_line(method, tiny_dit, capsys):
+    code, _, err = run_main(run_main_cli, "--methods", f"{method}:{tiny_dit}", "--benchmark", "shapes-dev",
+                            "--out", tiny_dit.parent / "refused", capsys=capsys)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "video diffusion transformer" in err, err
+    assert not (tiny_dit.parent / "refused").exists()
+
+
+def test_an_adapter_is_refused_on_another_kind_or_layout(tiny_dit, tmp_path):
+    from vmc.generate import adapter_method
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter.safetensors").write_bytes(b"")
+    for made_on, message in (({"backbone": "tiny"}, "Show-1 cascade.*video diffusion transformer"),
+                             ({"backbone": "x", "backbone_kind": "dit", "backbone_layout": "other"},
+                              "other-layout")):
+        (folder / "adapter.json").write_text(json.dumps({"format": "vmc-suite adapter v1", "method": "vmc",
+                                                         **made_on}))
+        with pytest.raises(UserError, match=message):
+            adapter_method(folder, str(tiny_dit), "cpu")
