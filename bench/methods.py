@@ -4,6 +4,7 @@ process: seconds, each generation's ratio to t2v's, and peak GPU memory.
     python bench/methods.py                                  # CPU: the shapes backbone
     python bench/methods.py --backbone zeroscope-random      # GPU: ZeroScope's published sizes, random weights
     python bench/methods.py --backbone tiny-zeroscope --steps 2
+    python bench/methods.py --backbone wan2.1-random --steps 5    # GPU: Wan 2.1 T2V 1.3B's sizes (cogvideox-random)
 
 Every method adapts to one reference clip (--case, a case of --benchmark, resampled to the backbone's frames and
 size as in eval.run) with its settings on that backbone and generates one video for the case's first target
@@ -12,8 +13,11 @@ time for its own step count is extrapolated from the time per step (at ZeroScope
 take most of a GPU session). `zeroscope-random`
 is a random model of ZeroScope's layout at its published sizes (24 frames at 576×320; written once by `python -m
 vmc.tools.make_tiny_zeroscope --official-size` to --model): timing only, nothing meaningful is generated.
+`wan2.1-random` and `cogvideox-random` are the same for the video diffusion transformers (vmc.tools.make_tiny_dit
+--official-size: Wan 2.1 T2V 1.3B, 81 frames at 480×832; CogVideoX-2B, 49 frames at 480×720). A method that has no
+port to the backbone's kind is listed with the line that refuses it.
 Published figures to compare with: MotionDirector about 14 GB and 1.5–4.5 minutes per video on an A5000; DMT
-about 32 GB and 7 minutes per video on an A40.
+about 32 GB and 7 minutes per video on an A40; DiTFlow (CogVideoX-5B) about 8 minutes per video on an A40.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,inversion"
+RANDOM = {"zeroscope-random": ("vmc.tools.make_tiny_zeroscope", {}),  # random models at published sizes
+          "wan2.1-random": ("vmc.tools.make_tiny_dit", {"layout": "wan"}),
+          "cogvideox-random": ("vmc.tools.make_tiny_dit", {"layout": "cogvideox"})}
 
 
 def settle(device):
@@ -46,10 +53,14 @@ def peak_gb(device) -> float | None:
 
 
 def measure(name: str, backbone: str, case, device: str, steps: int | None, cache: Path) -> dict:
+    from eval.errors import UserError
     from eval.methods import create_method
     from vmc.families.tuning import TuningMethod
 
-    method = create_method(f"{name}:{backbone}", device)
+    try:
+        method = create_method(f"{name}:{backbone}", device)
+    except UserError as e:  # no port to this kind of backbone
+        return {"refused": str(e)}
     method.cache_dir = cache
     official = None
     if steps and isinstance(method, TuningMethod) and method.trains:
@@ -75,9 +86,9 @@ def measure(name: str, backbone: str, case, device: str, steps: int | None, cach
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--backbone", default="shapes", help="any eval.run backbone, or zeroscope-random")
-    p.add_argument("--model", type=Path, default=Path("/tmp/bench-zeroscope-random"),
-                   help="where zeroscope-random is (written when absent)")
+    p.add_argument("--backbone", default="shapes", help=f"any eval.run backbone, or {', '.join(RANDOM)}")
+    p.add_argument("--model", type=Path, default=None,
+                   help="where the random model is (written when absent; default /tmp/bench-BACKBONE)")
     p.add_argument("--benchmark", default="shapes-dev")
     p.add_argument("--case", default="rise")
     p.add_argument("--methods", default=METHODS)
@@ -89,14 +100,16 @@ def main():
     from eval.run import CPU_THREADS
 
     backbone = args.backbone
-    if backbone == "zeroscope-random":
-        if not (args.model / "model_index.json").is_file():
-            from vmc.tools.make_tiny_zeroscope import make
+    if backbone in RANDOM:
+        import importlib
 
+        model = args.model or Path(f"/tmp/bench-{backbone}")
+        if not (model / "model_index.json").is_file():
+            tool, kw = RANDOM[backbone]
             t0 = time.perf_counter()
-            make(args.model, size="official")
-            print(f"random model written to {args.model} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        backbone = str(args.model)
+            importlib.import_module(tool).make(model, size="official", **kw)
+            print(f"random model written to {model} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        backbone = str(model)
     case = next(c for c in load_benchmark(args.benchmark).cases if c.id == args.case)
     if args.device == "cpu":
         torch.set_num_threads(CPU_THREADS)  # as eval.run computes on a CPU
@@ -113,6 +126,9 @@ def main():
 
     print(f"{'method':<18}{'trained':>12}{'adapt s':>10}{'generate s':>12}{'× t2v':>8}{'adapt GB':>10}{'gen GB':>8}")
     for name, r in rows.items():
+        if "refused" in r:
+            print(f"{name:<18}refused: {r['refused']}")
+            continue
         ratio = f"{r['generate_s'] / base:.2f}" if base else "-"
         print(f"{name:<18}{r['trained']:>12,}{r['adapt_s']:>10.1f}{r['generate_s']:>12.1f}{ratio:>8}"
               f"{gb(r['adapt_gb']):>10}{gb(r['generate_gb']):>8}")

@@ -206,3 +206,18 @@ def test_an_adapter_is_refused_on_another_kind_or_layout(tiny_dit, tmp_path):
                                                          **made_on}))
         with pytest.raises(UserError, match=message):
             adapter_method(folder, str(tiny_dit), "cpu")
+
+
+def test_the_hub_profiles_resolve_offline_with_their_published_defaults():
+    from eval.methods import create_method
+
+    wan = create_method("vmc:wan2.1-1.3b", "cpu").info()
+    assert (wan["backbone"], wan["backbone_kind"], wan["backbone_layout"]) == ("wan2.1-1.3b", "dit", "wan")
+    s = wan["settings"]
+    assert (s["num_frames"], s["height"], s["width"], s["keyframe_steps"], s["keyframe_guidance"], s["fps"],
+            s["text_length"]) == (81, 480, 832, 50, 5.0, 16.0, 512)
+    assert wan["train"]["rule"] == "self_qkv"
+    cog = create_method("dmt:cogvideox-2b", "cpu")
+    s = cog.backbone.settings
+    assert (s.num_frames, s.height, s.width, s.keyframe_guidance, s.text_length) == (49, 480, 720, 6.0, 226)
+    assert cog.settings["features"] == ["transformer.transformer_blocks.15"]

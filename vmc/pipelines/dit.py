@@ -130,6 +130,9 @@ class DiTPipeline(ModelPipeline):
     known_stages = STAGES
 
     def __init__(self, backbone, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+        # on a GPU, the published dtypes: Wan 2.1 bf16 (its model card), CogVideoX-2B fp16
+        if dtype is None and torch.device(device).type == "cuda" and backbone.layout == "wan":
+            dtype = torch.bfloat16
         super().__init__(backbone, device, dtype)
         self.layout = backbone.layout
         self._vae = None
