@@ -221,3 +221,24 @@ def test_the_hub_profiles_resolve_offline_with_their_published_defaults():
     s = cog.backbone.settings
     assert (s.num_frames, s.height, s.width, s.keyframe_guidance, s.text_length) == (49, 480, 720, 6.0, 226)
     assert cog.settings["features"] == ["transformer.transformer_blocks.15"]
+
+
+def test_md_and_dmt_find_their_layers_in_a_transformer(tiny_dit):
+    """md's temporal LoRA on the blocks' self-attention, its spatial LoRA on the cross-attention and feed-forward;
+    dmt's spatial marginal mean of a block's video tokens is each latent frame's token mean."""
+    from baselines.dmt import spatial_marginal_mean
+    from vmc.backbones import resolve_backbone
+    from vmc.models.lora import inject_dual_lora
+
+    pipe = resolve_backbone(str(tiny_dit)).pipeline("cpu")
+    names = inject_dual_lora(pipe.load_unet(pipe.backbone.base), rank=2)
+    temporal = {n.split(".lora_")[0] for n in names["temporal"]}
+    spatial = {n.split(".lora_")[0] for n in names["spatial"]}
+    assert len(temporal) == 2 * 4 and all(".attn1." in n for n in temporal)  # q, k, v, out of 2 blocks
+    assert spatial and not any(".attn1." in n for n in spatial)
+    assert any(".attn2." in n for n in spatial) == (tiny_dit.name == "tiny-wan")  # CogVideoX has no attn2
+
+    tokens = torch.randn(1, 3 * 4 * 4, 8, generator=torch.Generator().manual_seed(5))
+    expected = torch.stack([tokens[0, 16 * f:16 * (f + 1)].double().mean(0) for f in range(3)])  # (f, h, w) order
+    torch.testing.assert_close(spatial_marginal_mean(tokens, 3).double(), expected)
+    torch.testing.assert_close(spatial_marginal_mean((tokens, torch.zeros(1, 2, 8)), 3).double(), expected)
