@@ -53,6 +53,13 @@ def test_a_folder_loads_by_its_model_index_with_the_stock_classes(tiny_dit):
     assert text.shape == (1, 16, 32)
     if layout == "wan":  # WanPipeline zeroes the padding: 6 words and </s>
         assert text[0, 7:].abs().max() == 0 and text[0, :7].abs().min() > 0
+    # the stock pipeline, loaded from the same folder, encodes the prompt the same way
+    from diffusers import CogVideoXPipeline, WanPipeline
+
+    stock = (WanPipeline if layout == "wan" else CogVideoXPipeline).from_pretrained(tiny_dit)
+    expected = stock.encode_prompt("a red circle is moving left", do_classifier_free_guidance=False,
+                                   max_sequence_length=16, device="cpu")[0]
+    torch.testing.assert_close(text, expected.detach())  # float32 tolerances: the same computation, other kernels
 
 
 def test_settings_refuse_a_frame_count_the_vae_cannot_take(tiny_dit, tmp_path):

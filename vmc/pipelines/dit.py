@@ -272,10 +272,12 @@ class DiTPipeline(ModelPipeline):
 
     # latents ---------------------------------------------------------------------------------------------
     def _latent_stats(self, like: torch.Tensor):
+        """(μ, σ) with normalised latents (z − μ)/σ, as the stock pipelines normalise: Wan's per-channel
+        latents_mean / latents_std, CogVideoX's 0 and 1/scaling_factor."""
         config = self.vae.config
         if self.layout == "wan":
             shape = (1, config.z_dim, 1, 1, 1)
-            return (torch.tensor(config.latents_mean).view(shape).to(like), torch.tensor(config.latents_std).view(shape).to(like))
+            return tuple(torch.tensor(v).view(shape).to(like) for v in (config.latents_mean, config.latents_std))
         return torch.zeros((), device=like.device), torch.tensor(1 / config.scaling_factor, device=like.device)
 
     @torch.no_grad()

@@ -1,7 +1,7 @@
 """python -m vmc.tools.make_tiny_dit DIR [--layout wan|cogvideox] [--official-size]
 
-Write a random video diffusion transformer with diffusers' and transformers' stock classes, saved by their own
-`save_pretrained` in the layout of the hub repos (model_index.json, transformer/, vae/, text_encoder/,
+Write a random video diffusion transformer with diffusers' and transformers' stock classes, saved by the stock
+pipeline's `save_pretrained` (WanPipeline, CogVideoXPipeline) in the layout of the hub repos (model_index.json, transformer/, vae/, text_encoder/,
 tokenizer/, scheduler/) plus cascade.json with tiny sizes. `wan`: WanTransformer3DModel, AutoencoderKLWan,
 UMT5EncoderModel, FlowMatchEulerDiscreteScheduler (flow shift 3.0); `cogvideox`: CogVideoXTransformer3DModel,
 AutoencoderKLCogVideoX, T5EncoderModel, CogVideoXDDIMScheduler (THUDM/CogVideoX-2b's scheduler config). Tiny: 2
@@ -22,7 +22,7 @@ import torch
 
 from eval.errors import cli_main
 from vmc.pipelines.text import word_tokenizer
-from vmc.tools.make_tiny_cascade import WORDS, _model_index
+from vmc.tools.make_tiny_cascade import WORDS
 
 TEXT = 32  # tiny text width
 # THUDM/CogVideoX-2b's scheduler_config.json
@@ -54,36 +54,30 @@ NAMES = {("wan", "tiny"): "tiny-wan", ("wan", "official"): "wan2.1-random",
 
 
 def make(root: Path, layout: str = "wan", seed: int = 0, size: str = "tiny") -> Path:
-    from diffusers import (AutoencoderKLCogVideoX, AutoencoderKLWan, CogVideoXDDIMScheduler,
-                           CogVideoXTransformer3DModel, FlowMatchEulerDiscreteScheduler, WanTransformer3DModel)
+    from diffusers import (AutoencoderKLCogVideoX, AutoencoderKLWan, CogVideoXDDIMScheduler, CogVideoXPipeline,
+                           CogVideoXTransformer3DModel, FlowMatchEulerDiscreteScheduler, WanPipeline,
+                           WanTransformer3DModel)
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
     transformer, vae, text, settings = SIZES[layout][size]
     torch.manual_seed(seed)
 
-    def save(model, part: str):  # the published weights are 16-bit
-        (model.half() if size == "official" else model).save_pretrained(root / part)
-
     wan = layout == "wan"
-    _model_index(root, "WanPipeline" if wan else "CogVideoXPipeline", {
-        "transformer": ["diffusers", "WanTransformer3DModel" if wan else "CogVideoXTransformer3DModel"],
-        "vae": ["diffusers", "AutoencoderKLWan" if wan else "AutoencoderKLCogVideoX"],
-        "text_encoder": ["transformers", "UMT5EncoderModel" if wan else "T5EncoderModel"],
-        "tokenizer": ["transformers", "T5TokenizerFast"],
-        "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler" if wan else "CogVideoXDDIMScheduler"]})
     tokenizer = word_tokenizer(WORDS)
-    tokenizer.save_pretrained(root / "tokenizer")
     config_cls, encoder_cls = (UMT5Config, UMT5EncoderModel) if wan else (T5Config, T5EncoderModel)
-    save(encoder_cls(config_cls(vocab_size=len(tokenizer), d_kv=8 if size == "tiny" else 64, num_layers=2,
-                                **text)), "text_encoder")
+    encoder = encoder_cls(config_cls(vocab_size=len(tokenizer), d_kv=8 if size == "tiny" else 64, num_layers=2,
+                                     **text))
     if wan:
-        save(AutoencoderKLWan(**vae), "vae")
-        save(WanTransformer3DModel(**transformer), "transformer")
-        FlowMatchEulerDiscreteScheduler(shift=3.0).save_pretrained(root / "scheduler")
+        parts = dict(vae=AutoencoderKLWan(**vae), transformer=WanTransformer3DModel(**transformer),
+                     scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0))
     else:
-        save(AutoencoderKLCogVideoX(latent_channels=16, temporal_compression_ratio=4, **vae), "vae")
-        save(CogVideoXTransformer3DModel(**transformer), "transformer")
-        CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER).save_pretrained(root / "scheduler")
+        parts = dict(vae=AutoencoderKLCogVideoX(latent_channels=16, temporal_compression_ratio=4, **vae),
+                     transformer=CogVideoXTransformer3DModel(**transformer),
+                     scheduler=CogVideoXDDIMScheduler(**COGVIDEOX_SCHEDULER))
+    if size == "official":  # the published weights are 16-bit
+        encoder, parts["vae"], parts["transformer"] = encoder.half(), parts["vae"].half(), parts["transformer"].half()
+    # the stock pipeline writes model_index.json and every part, as the hub repos were written
+    (WanPipeline if wan else CogVideoXPipeline)(tokenizer=tokenizer, text_encoder=encoder, **parts).save_pretrained(root)
     meta = {"name": NAMES[layout, size], "settings": settings}
     (root / "cascade.json").write_text(json.dumps(meta, indent=2) + "\n")
     return root
