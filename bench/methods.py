@@ -4,6 +4,7 @@ process: seconds, each generation's ratio to t2v's, and peak GPU memory.
     python bench/methods.py                                  # CPU: the shapes backbone
     python bench/methods.py --backbone zeroscope-random      # GPU: ZeroScope's published sizes, random weights
     python bench/methods.py --backbone tiny-zeroscope --steps 2
+    python bench/methods.py --backbone wan2.1-random --steps 5    # GPU: Wan 2.1 T2V 1.3B's sizes (cogvideox-random)
 
 Every method adapts to one reference clip (--case, a case of --benchmark, resampled to the backbone's frames and
 size as in eval.run) with its settings on that backbone and generates one video for the case's first target
@@ -11,10 +12,12 @@ prompt (after one warm-up video of another seed). With --steps, a tuning method 
 time for its own step count is extrapolated from the time per step (at ZeroScope's size, 400 steps of vmc would
 take most of a GPU session). `zeroscope-random` is a random model of ZeroScope's layout at its published sizes
 (24 frames at 576×320; written once by `python -m vmc.tools.make_tiny_zeroscope --official-size` to --model):
-timing only, nothing meaningful is generated; `wan2.1-1.3b-random` and `cogvideox-2b-random` likewise where this
-build has their backbone kind (RANDOM_MODELS).
+timing only, nothing meaningful is generated. `wan2.1-random` and `cogvideox-random` are the same for the video
+diffusion transformers (vmc.tools.make_tiny_dit --official-size: Wan 2.1 T2V 1.3B, 81 frames at 480×832;
+CogVideoX-2B, 49 frames at 480×720). A method that has no port to the backbone's kind is listed with the line that
+refuses it.
 Published figures to compare with: MotionDirector about 14 GB and 1.5–4.5 minutes per video on an A5000; DMT
-about 32 GB and 7 minutes per video on an A40.
+about 32 GB and 7 minutes per video on an A40; DiTFlow (CogVideoX-5B) about 8 minutes per video on an A40.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.errors import UserError, cli_main  # noqa: E402
 
 METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,inversion"
-# Random models of a backbone's layout, for timing: name → the module whose make(root, size=) writes one at the
-# published sizes (size="official") or at tiny sizes ("tiny"). A name whose module this build lacks is refused.
-RANDOM_MODELS = {"zeroscope-random": "vmc.tools.make_tiny_zeroscope",
-                 "wan2.1-1.3b-random": "vmc.tools.make_tiny_wan",
-                 "cogvideox-2b-random": "vmc.tools.make_tiny_cogvideox"}
+# Random models of a backbone's layout, for timing: name → (the module whose make(root, size=, **options) writes
+# one at the published sizes, size="official", or at tiny sizes, "tiny"; its options). A name whose module this
+# build lacks is refused.
+RANDOM_MODELS = {"zeroscope-random": ("vmc.tools.make_tiny_zeroscope", {}),
+                 "wan2.1-random": ("vmc.tools.make_tiny_dit", {"layout": "wan"}),
+                 "cogvideox-random": ("vmc.tools.make_tiny_dit", {"layout": "cogvideox"})}
 
 
 def settle(device):
@@ -67,10 +71,10 @@ def random_model_problem(name: str) -> str | None:
     import importlib.util
 
     try:
-        found = importlib.util.find_spec(RANDOM_MODELS[name])
+        found = importlib.util.find_spec(RANDOM_MODELS[name][0])
     except ModuleNotFoundError:
         found = None
-    return None if found else f"backbone kind not available in this build (no {RANDOM_MODELS[name]})"
+    return None if found else f"backbone kind not available in this build (no {RANDOM_MODELS[name][0]})"
 
 
 def random_model(name: str, root: Path, size: str = "official") -> Path:
@@ -84,7 +88,8 @@ def random_model(name: str, root: Path, size: str = "official") -> Path:
         t0 = time.perf_counter()
         partial = root.with_name(f".{root.name}.partial")  # renamed once whole: a stopped writing leaves no model
         shutil.rmtree(partial, ignore_errors=True)
-        importlib.import_module(RANDOM_MODELS[name]).make(partial, size=size)
+        tool, options = RANDOM_MODELS[name]
+        importlib.import_module(tool).make(partial, size=size, **options)
         partial.rename(root)
         print(f"random model written to {root} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return root
@@ -94,7 +99,10 @@ def measure(name: str, backbone: str, case, device: str, steps: int | None, cach
     from eval.methods import create_method
     from vmc.families.tuning import TuningMethod
 
-    method = create_method(f"{name}:{backbone}", device)
+    try:
+        method = create_method(f"{name}:{backbone}", device)
+    except UserError as e:  # no port to this kind of backbone
+        return {"refused": str(e)}
     method.cache_dir = cache
     official = None
     if steps and isinstance(method, TuningMethod) and method.trains:
@@ -153,6 +161,9 @@ def main(argv=None):
 
     print(f"{'method':<18}{'trained':>12}{'adapt s':>10}{'generate s':>12}{'× t2v':>8}{'adapt GB':>10}{'gen GB':>8}")
     for name, r in rows.items():
+        if "refused" in r:
+            print(f"{name:<18}refused: {r['refused']}")
+            continue
         ratio = f"{r['generate_s'] / base:.2f}" if base else "-"
         print(f"{name:<18}{r['trained']:>12,}{r['adapt_s']:>10.1f}{r['generate_s']:>12.1f}{ratio:>8}"
               f"{gb(r['adapt_gb']):>10}{gb(r['generate_gb']):>8}")

@@ -17,7 +17,8 @@ from pathlib import Path
 from eval.errors import UserError, cli_main
 from vmc.pipelines.cascade import STAGES
 
-KINDS = {"show1": "a Show-1 cascade", "latent": "a latent video backbone (ModelScope / ZeroScope)"}
+KINDS = {"show1": "a Show-1 cascade", "latent": "a latent video backbone (ModelScope / ZeroScope)",
+         "dit": "a video diffusion transformer (Wan 2.1 / CogVideoX)"}
 
 
 def parse_args(argv):
@@ -69,6 +70,9 @@ def adapter_method(folder: Path, backbone: str | None, device: str | None):
     if made_on != method.backbone.kind:
         raise UserError(f"{folder}: an adapter made on {KINDS.get(made_on, made_on)} ({info.get('backbone')}); "
                         f"{method.backbone.name} is {KINDS[method.backbone.kind]}")
+    if info.get("backbone_layout", "") != method.backbone.layout:  # the DiT kind: Wan or CogVideoX
+        raise UserError(f"{folder}: an adapter made on a {info.get('backbone_layout')}-layout transformer "
+                        f"({info.get('backbone')}); {method.backbone.name} is {method.backbone.layout}-layout")
     trained_on = info.get("base", {}).get("id")
     if trained_on and trained_on != method.backbone.base.path:  # the same layout (checked on loading), other weights
         print(f"note: {folder} was trained on {trained_on}; generating with {method.backbone.base.path}",

@@ -23,12 +23,17 @@ class CascadeMethod(Method):
 
     takes_argument = True
     compute_bound = True
+    unsupported_kinds: dict = {}  # {backbone kind: why the recipe has no port to it}, refused in one line
 
     def __init__(self, arg: str | None = None, device: str | None = None):
         super().__init__(arg, device)
         from vmc.backbones import resolve_backbone
 
         self.backbone = resolve_backbone(arg or os.environ.get("VMC_BACKBONE", DEFAULT_BACKBONE))
+        if self.backbone.kind in self.unsupported_kinds:
+            from eval.errors import UserError
+
+            raise UserError(f"{self.name} on backbone {self.backbone.name}: {self.unsupported_kinds[self.backbone.kind]}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._cascade = None
         self.configured: dict = {}  # settings chosen over the backbone's (configure(); the families that have any)
@@ -54,7 +59,8 @@ class CascadeMethod(Method):
     def kind_record(self) -> dict:
         """{"backbone_kind": "latent"} for a ModelScope / ZeroScope backbone; nothing for Show-1's cascade, so run
         folders and adapters made before a second kind existed stay as they were."""
-        return {"backbone_kind": self.backbone.kind} if self.backbone.kind != "show1" else {}
+        layout = {"backbone_layout": self.backbone.layout} if self.backbone.layout else {}  # the DiT kind
+        return {"backbone_kind": self.backbone.kind, **layout} if self.backbone.kind != "show1" else {}
 
     def sources_record(self) -> dict:
         """{"sources": where each stage comes from} for a backbone assembled from several places, else {}: a

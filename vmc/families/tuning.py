@@ -143,10 +143,8 @@ class TuningMethod(CascadeMethod):
         return str(self.overrides.get("inversion_schedule", "base"))
 
     def inversion_scheduler(self, base_scheduler):
-        from vmc.inversion import inversion_scheduler
-
         try:
-            return inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config))
+            return self.cascade.inversion_scheduler(self.inversion_schedule, dict(base_scheduler.config))
         except ValueError as e:
             raise UserError(f"{self.name} on backbone {self.backbone.name}: {e}") from None
 

@@ -109,6 +109,7 @@ class Backbone:
     # (vmc.pipelines.latent_video), whose `base` is the whole diffusers pipeline folder and `settings` a
     # LatentVideoSettings
     kind: str = "show1"
+    layout: str = ""  # kind "dit" (vmc.pipelines.dit): "wan" or "cogvideox"; its `settings` a DiTSettings
 
     def pipeline(self, device, dtype=None):
         """The sampler of this backbone: Show1Cascade or LatentVideoPipeline, which answer the same calls."""
@@ -116,6 +117,10 @@ class Backbone:
             from vmc.pipelines.latent_video import LatentVideoPipeline
 
             return LatentVideoPipeline(self, device, dtype)
+        if self.kind == "dit":  # the DiT kind: one line
+            from vmc.pipelines.dit import DiTPipeline
+
+            return DiTPipeline(self, device, dtype)
         return Show1Cascade(self, device, dtype)
 
     def adaptation_for(self, method: str) -> dict:
@@ -130,7 +135,7 @@ class Backbone:
     @property
     def stages(self) -> tuple[str, ...]:
         """The stages this backbone has, in order (a cascade may stop after any stage but the first)."""
-        if self.kind == "latent":
+        if self.kind in ("latent", "dit"):
             return ("video",)
         have = {"keyframes": True, "interp": self.interpolation is not None, "sr1": self.sr1 is not None,
                 "sr2": self.sr2 is not None}
@@ -220,6 +225,12 @@ class ModelPipeline:
 
     def load_scheduler(self, source: Source, subfolder: str = "scheduler", cls=None):
         return self._load(cls or self.scheduler_class(), source, subfolder)
+
+    def inversion_scheduler(self, schedule: str, base_config: dict):
+        """The DDIM scheduler that inverts a clip (vmc.inversion; a DiT backbone inverts through its own levels)."""
+        from vmc.inversion import inversion_scheduler
+
+        return inversion_scheduler(schedule, base_config)
 
     def stage_unet(self, source: Source):
         """A stage's own UNet: loaded once and kept with `keep_models`, else loaded for this video only."""
