@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from eval.errors import UserError
 from eval.manifest import Case
+from eval.registry import Registry
 from eval.video import Video, read_video
 
 ENTRY_POINT_GROUP = "vmc_suite.methods"
@@ -122,28 +122,23 @@ def find_made_elsewhere(folder: Path, prompt: str, seed: int) -> Path:
 
 
 BUILTIN = {"reference": ReferenceMethod, "precomputed": PrecomputedMethod}
+REGISTRY = Registry("method", ENTRY_POINT_GROUP, Method, BUILTIN)
 
 
-def available_methods() -> dict[str, object]:
-    """name → entry point or class: the built-ins and whatever installed packages registered."""
-    found: dict[str, object] = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep)
-    return found
+def available_methods() -> list[str]:
+    """The names of the built-ins and of whatever installed packages registered (nothing is imported)."""
+    return REGISTRY.names()
 
 
 def describe_available() -> str:
-    methods = available_methods()
-    return ", ".join(f"{n}:DIR" if n == "precomputed" else n for n in sorted(methods))
+    return ", ".join(f"{n}:DIR" if n == "precomputed" else n for n in sorted(available_methods()))
 
 
 def create_method(spec: str, device: str | None = None) -> Method:
     name, _, arg = spec.partition(":")
-    methods = available_methods()
-    if name not in methods:
+    if name not in REGISTRY:
         raise UserError(f"unknown method '{name}' (registered: {describe_available()})")
-    factory = methods[name]
-    cls = factory.load() if hasattr(factory, "load") else factory
+    cls = REGISTRY.get(name)
     if arg and not cls.takes_argument:
         raise UserError(f"method '{name}' takes no argument, got '{spec}'")
     return cls(arg or None, device=device)
