@@ -3,7 +3,7 @@ process: seconds, each generation's ratio to t2v's, and peak GPU memory.
 
     python bench/methods.py                                  # CPU: the shapes backbone
     python bench/methods.py --backbone zeroscope-random      # GPU: ZeroScope's published sizes, random weights
-    python bench/methods.py --backbone tiny-zeroscope --steps 2
+    python bench/methods.py --backbone tiny-zeroscope --steps 2  # after make_tiny_zeroscope $VMC_CACHE/tiny-zeroscope
 
 Every method adapts to one reference clip (--case, a case of --benchmark, resampled to the backbone's frames and
 size as in eval.run) with its settings on that backbone and generates one video for the case's first target
@@ -46,10 +46,11 @@ def peak_gb(device) -> float | None:
 
 
 def measure(name: str, backbone: str, case, device: str, steps: int | None, cache: Path) -> dict:
+    from eval.cli_common import method_options
     from eval.methods import create_method
     from vmc.families.tuning import TuningMethod
 
-    method = create_method(f"{name}:{backbone}", device)
+    method = create_method(f"{name}:{backbone}", device, method_options())
     method.cache_dir = cache
     official = None
     if steps and isinstance(method, TuningMethod) and method.trains:

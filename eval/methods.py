@@ -33,6 +33,8 @@ class Method(ABC):
     # True: adapts and samples with torch models in this process, so on a CPU several single-threaded worker
     # processes (eval.run --jobs) run it faster than one process with all the threads
     compute_bound = False
+    # the options of the command line (eval.cli_common.method_options) that the class takes as keyword arguments
+    options: tuple[str, ...] = ()
 
     def __init__(self, arg: str | None = None, device: str | None = None):
         self.arg = arg
@@ -134,11 +136,12 @@ def describe_available() -> str:
     return ", ".join(f"{n}:DIR" if n == "precomputed" else n for n in sorted(available_methods()))
 
 
-def create_method(spec: str, device: str | None = None) -> Method:
+def create_method(spec: str, device: str | None = None, options: dict | None = None) -> Method:
+    """The method `spec` (`name` or `name:ARG`) names, given those of the command line's `options` it takes."""
     name, _, arg = spec.partition(":")
     if name not in REGISTRY:
         raise UserError(f"unknown method '{name}' (registered: {describe_available()})")
     cls = REGISTRY.get(name)
     if arg and not cls.takes_argument:
         raise UserError(f"method '{name}' takes no argument, got '{spec}'")
-    return cls(arg or None, device=device)
+    return cls(arg or None, device=device, **{k: v for k, v in (options or {}).items() if k in cls.options})

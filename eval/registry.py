@@ -11,6 +11,7 @@ name registered twice for two different classes.
 from __future__ import annotations
 
 import importlib
+import sys
 from importlib.metadata import entry_points
 
 from eval.errors import UserError
@@ -28,18 +29,25 @@ class Registry:
     def __init__(self, what: str, group: str, base: type, builtin: dict, name_attr: str = "name"):
         self.what, self.group, self.base, self.builtin, self.name_attr = what, group, base, builtin, name_attr
         self._loaded: dict[tuple[str, str], type] = {}
+        self._entries: tuple[tuple, dict] | None = None
 
     def entries(self) -> dict[str, tuple[object, str]]:
-        """name → (class, "module:attribute" string or entry point, where it was registered), importing nothing;
-        a name registered twice for two different classes is refused."""
+        """name → (class, "module:attribute" string or entry point, where it was registered), importing nothing
+        (read again when sys.path changes); a name registered twice for two different classes is refused."""
+        key = (tuple(sys.path), tuple(self.builtin))  # what installed packages and built-ins there are now
+        if self._entries is None or self._entries[0] != key:
+            self._entries = key, self._scan()
+        return self._entries[1]
+
+    def _scan(self) -> dict[str, tuple[object, str]]:
         found = {name: (entry, "built in") for name, entry in self.builtin.items()}
         for ep in sorted(entry_points(group=self.group), key=lambda e: (e.name, e.value)):
             where = f"entry point {self.group} of {ep.dist.name if ep.dist else 'an unnamed package'}"
             if ep.name in found:
                 entry, first = found[ep.name]
-                if target_of(entry) != ep.value.replace(" ", ""):  # the project's own entry points repeat it
-                    raise UserError(f"{self.what} '{ep.name}' is registered twice: {target_of(entry)} ({first}) "
-                                    f"and {ep.value} ({where})")
+                if self._target(entry) != self._target(ep):  # the project's own entry points repeat its built-ins
+                    raise UserError(f"{self.what} '{ep.name}' is registered twice: {self._target(entry)} ({first}) "
+                                    f"and {self._target(ep)} ({where})")
                 continue
             found[ep.name] = (ep, where)
         return found
@@ -67,7 +75,7 @@ class Registry:
 
     @staticmethod
     def _target(entry) -> str:
-        return entry.value if hasattr(entry, "value") else target_of(entry)
+        return entry.value.replace(" ", "") if hasattr(entry, "value") else target_of(entry)
 
     def _load(self, name: str, entry, where: str) -> type:
         target = self._target(entry)

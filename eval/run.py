@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from eval import distributed
-from eval.cli_common import add_metric_args, build_scorer
+from eval.cli_common import add_metric_args, build_scorer, method_options
 from eval.errors import UserError, cli_main
 from eval.manifest import load_benchmark
 from eval.methods import available_methods, create_method, describe_available
@@ -108,7 +108,7 @@ def main(argv=None):
         if spec.partition(":")[0] in unknown:
             continue
         try:
-            methods.append(create_method(spec, device=device))
+            methods.append(create_method(spec, device=device, options=method_options()))
         except UserError as e:
             problems.append(str(e))
     if args.settings is not None:
