@@ -18,7 +18,10 @@ from eval.errors import UserError
 
 
 def target_of(entry) -> str:
-    """"module:attribute" of a class or of a "module:attribute" string: what tells two registrations apart."""
+    """"module:attribute" of an entry point, a "module:attribute" string or a class: what tells two registrations
+    apart."""
+    if hasattr(entry, "value"):
+        return entry.value.replace(" ", "")
     return entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
 
 
@@ -45,9 +48,9 @@ class Registry:
             where = f"entry point {self.group} of {ep.dist.name if ep.dist else 'an unnamed package'}"
             if ep.name in found:
                 entry, first = found[ep.name]
-                if self._target(entry) != self._target(ep):  # the project's own entry points repeat its built-ins
-                    raise UserError(f"{self.what} '{ep.name}' is registered twice: {self._target(entry)} ({first}) "
-                                    f"and {self._target(ep)} ({where})")
+                if target_of(entry) != target_of(ep):  # the project's own entry points repeat its built-ins
+                    raise UserError(f"{self.what} '{ep.name}' is registered twice: {target_of(entry)} ({first}) "
+                                    f"and {target_of(ep)} ({where})")
                 continue
             found[ep.name] = (ep, where)
         return found
@@ -64,7 +67,7 @@ class Registry:
         if name not in entries:
             raise UserError(f"unknown {self.what} '{name}' (registered: {', '.join(sorted(entries))})")
         entry, where = entries[name]
-        key = (name, self._target(entry))
+        key = (name, target_of(entry))
         if key not in self._loaded:
             self._loaded[key] = self._load(name, entry, where)
         return self._loaded[key]
@@ -73,12 +76,8 @@ class Registry:
         """Every registered class by name, built-ins first."""
         return {name: self.get(name) for name in self.entries()}
 
-    @staticmethod
-    def _target(entry) -> str:
-        return entry.value.replace(" ", "") if hasattr(entry, "value") else target_of(entry)
-
     def _load(self, name: str, entry, where: str) -> type:
-        target = self._target(entry)
+        target = target_of(entry)
         try:
             if hasattr(entry, "load"):
                 cls = entry.load()

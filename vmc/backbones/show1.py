@@ -23,6 +23,7 @@ import torch
 from eval.errors import UserError
 from eval.progress import shown
 from vmc.backbones.base import Backbone, BackbonePipeline, SamplingSettings, Source, folder_backbone, to_uint8
+from vmc.backbones.profiles import hub_sources
 
 STAGES = ("keyframes", "interp", "sr1", "sr2")
 LOCAL_DIRS = {"base": "show-1-base", "interpolation": "show-1-interpolation", "sr1": "show-1-sr1",
@@ -244,8 +245,6 @@ def around_keyframe_stage(folder: Path) -> Backbone:
     """`folder` (a copy of show-1-base) as the keyframe stage; every other stage from the sibling folder named
     like its hub repo when there is one, else from the hub as the `show1` profile loads it. The settings are the
     official ones (a cascade directory's cascade.json applies when the directory itself is the backbone)."""
-    from vmc.backbones.profiles import hub_sources
-
     hub = hub_sources("show1")
     others = {k: Source(str(folder.parent / d)) if (folder.parent / d).is_dir() else hub[k]
               for k, d in LOCAL_DIRS.items() if k != "base"}
