@@ -19,12 +19,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from eval.progress import inner_bar
 from eval.search_space import Param
 from vmc.families.tuning import TuningMethod
 from vmc.losses import appearance_debiased_loss
 from vmc.models.lora import inject_dual_lora, lora_names, set_lora_path
 from vmc.prediction import as_epsilon
-from vmc.progress import inner_bar
 
 
 def train_dual_path(unet, video: torch.Tensor, text: torch.Tensor, noise_scheduler, config, names: dict,

@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.methods import cpu_threads, peak_gb, settle  # noqa: E402
+from vmc.backbones.show1 import CascadeSettings  # noqa: E402
 from vmc.configs import load_config  # noqa: E402
 from vmc.models import Show1UNet3D  # noqa: E402
-from vmc.pipelines.cascade import CascadeSettings  # noqa: E402
 
 MODELSCOPE = dict(in_channels=4, out_channels=4, act_fn="silu", attention_head_dim=64, cross_attention_dim=1024,
                   block_out_channels=[320, 640, 1280, 1280], layers_per_block=2, norm_num_groups=32,
@@ -66,8 +66,8 @@ def run(tiny: bool, settings: CascadeSettings, device, dtype: torch.dtype, kind:
     from diffusers.utils import logging
     from PIL import Image
 
+    from vmc.backbones import to_uint8
     from vmc.models.short_attention import set_temporal_attention
-    from vmc.pipelines.cascade import to_uint8
     from vmc.pipelines.interpolation import InterpolationSampler
     from vmc.pipelines.keyframes import KeyframeSampler
     from vmc.pipelines.super_resolution import PixelSRSampler

@@ -131,7 +131,7 @@ def vmc_step(ctx: Context, attention: str, checkpointing: str, frozen_weights: s
 
 def cascade(ctx: Context, attention: str) -> dict:
     from bench.cascade import run
-    from vmc.pipelines.cascade import CascadeSettings
+    from vmc.backbones.show1 import CascadeSettings
 
     settings = CascadeSettings()
     if ctx.smoke:  # 2 keyframes → 3 frames, one step per stage

@@ -68,8 +68,8 @@ def shapes(repeats: int, case_id: str, cache: Path):
             if state is not None:  # a guidance method (t2v adapts to nothing)
                 start, guidance = method.start(state["reference"], 0), method.make_guidance(state["reference"])
             times[name]["generate"].append(timed(lambda: method.generate(state, prompt, 0)))
-            times[name]["keyframes"].append(timed(lambda: method.cascade.keyframes(prompt, 0, start,
-                                                                                    guidance=guidance)))
+            times[name]["keyframes"].append(timed(lambda: method.cascade.sample_keyframes(prompt, 0, start,
+                                                                                           guidance=guidance)))
     print(f"shapes backbone, case {case_id}, {torch.get_num_threads()} thread(s), median of {repeats}")
     report(times)
 

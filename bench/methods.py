@@ -3,7 +3,7 @@ process: seconds, each generation's ratio to t2v's, and peak GPU memory.
 
     python bench/methods.py                                  # CPU: the shapes backbone
     python bench/methods.py --backbone zeroscope-random      # GPU: ZeroScope's published sizes, random weights
-    python bench/methods.py --backbone tiny-zeroscope --steps 2
+    python bench/methods.py --backbone tiny-zeroscope --steps 2  # after make_tiny_zeroscope $VMC_CACHE/tiny-zeroscope
     python bench/methods.py --backbone wan2.1-random --steps 5    # GPU: Wan 2.1 T2V 1.3B's sizes (cogvideox-random)
 
 Every method adapts to one reference clip (--case, a case of --benchmark, resampled to the backbone's frames and
@@ -96,11 +96,12 @@ def random_model(name: str, root: Path, size: str = "official") -> Path:
 
 
 def measure(name: str, backbone: str, case, device: str, steps: int | None, cache: Path, warm_up: bool = True) -> dict:
+    from eval.cli_common import method_options
     from eval.methods import create_method
     from vmc.families.tuning import TuningMethod
 
     try:
-        method = create_method(f"{name}:{backbone}", device)
+        method = create_method(f"{name}:{backbone}", device, method_options())
     except UserError as e:  # no port to this kind of backbone
         return {"refused": str(e)}
     method.cache_dir = cache

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from eval.errors import UserError
 from eval.manifest import Case
 from eval.naming import find_made_elsewhere, slugify
 from eval.protocol import Protocol, case_protocol, conform, refusal, what_was_done
+from eval.registry import Registry
 from eval.video import Video, read_video, video_geometry
 
 ENTRY_POINT_GROUP = "vmc_suite.methods"
@@ -36,6 +36,8 @@ class Method(ABC):
     compute_bound = False
     # False where generate() only reads a video made elsewhere: its time is not a generation time
     measures_generation = True
+    # the options of the command line (eval.cli_common.method_options) that the class takes as keyword arguments
+    options: tuple[str, ...] = ()
 
     def __init__(self, arg: str | None = None, device: str | None = None):
         self.arg = arg
@@ -201,19 +203,16 @@ class PrecomputedMethod(IngestMethod):
 
 
 BUILTIN = {"reference": ReferenceMethod, "precomputed": PrecomputedMethod}
+REGISTRY = Registry("method", ENTRY_POINT_GROUP, Method, BUILTIN)
 
 
-def available_methods() -> dict[str, object]:
-    """name → entry point or class: the built-ins and whatever installed packages registered."""
-    found: dict[str, object] = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep)
-    return found
+def available_methods() -> list[str]:
+    """The names of the built-ins and of whatever installed packages registered (nothing is imported)."""
+    return REGISTRY.names()
 
 
 def describe_available() -> str:
-    methods = available_methods()
-    return ", ".join(f"{n}:DIR" if n == "precomputed" else n for n in sorted(methods))
+    return ", ".join(f"{n}:DIR" if n == "precomputed" else n for n in sorted(available_methods()))
 
 
 def split_label(spec: str) -> tuple[str | None, str]:
@@ -230,17 +229,16 @@ def split_label(spec: str) -> tuple[str | None, str]:
     return label, rest
 
 
-def create_method(spec: str, device: str | None = None) -> Method:
-    """The method a spec names, `LABEL=SPEC` giving it the label LABEL."""
+def create_method(spec: str, device: str | None = None, options: dict | None = None) -> Method:
+    """The method a spec names (`name`, `name:ARG`, `LABEL=SPEC` giving it the label LABEL), given those of the
+    command line's `options` it takes."""
     label, spec = split_label(spec)
     name, _, arg = spec.partition(":")
-    methods = available_methods()
-    if name not in methods:
+    if name not in REGISTRY:
         raise UserError(f"unknown method '{name}' (registered: {describe_available()})")
-    factory = methods[name]
-    cls = factory.load() if hasattr(factory, "load") else factory
+    cls = REGISTRY.get(name)
     if arg and not cls.takes_argument:
         raise UserError(f"method '{name}' takes no argument, got '{spec}'")
-    method = cls(arg or None, device=device)
+    method = cls(arg or None, device=device, **{k: v for k, v in (options or {}).items() if k in cls.options})
     method.given_label = label
     return method

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from eval import distributed
-from eval.cli_common import add_metric_args, build_scorer
+from eval.cli_common import add_metric_args, build_scorer, method_options
 from eval.errors import UserError, cli_main
 from eval.manifest import load_benchmark
 from eval.methods import IngestMethod, available_methods, create_method, describe_available, split_label
@@ -125,7 +125,7 @@ def preflight(args, seeds: list[int], device: str, read: bool) -> tuple[list, ob
         if not _registered(spec):
             continue
         try:
-            methods.append(create_method(spec, device=device))
+            methods.append(create_method(spec, device=device, options=method_options()))
         except UserError as e:
             problems.append(str(e))
     for m in methods:

@@ -1,4 +1,4 @@
-"""The video diffusion transformer kind (Wan 2.1 and CogVideoX layouts, vmc.pipelines.dit) on tiny random models
+"""The video diffusion transformer kind (Wan 2.1 and CogVideoX layouts, vmc.backbones.dit) on tiny random models
 saved by stock diffusers (vmc.tools.make_tiny_dit): loading by folder, the parametrisation against the stock
 schedulers' own formulas, inversion then sampling, every method end to end through eval.run, the vmc adapter's
 tensors, vmc.generate reproducing eval.run, and the refusals."""
@@ -37,7 +37,7 @@ def test_a_folder_loads_by_its_model_index_with_the_stock_classes(tiny_dit):
     from diffusers import CogVideoXTransformer3DModel, WanTransformer3DModel
 
     from vmc.backbones import resolve_backbone
-    from vmc.pipelines.dit import DiTPipeline
+    from vmc.backbones.dit import DiTPipeline
 
     backbone = resolve_backbone(str(tiny_dit))
     layout = backbone.layout

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from eval.progress import inner_bar
 from vmc.losses import appearance_debiased_loss, motion_distillation_loss
 from vmc.models.checkpointing import check_mode, set_gradient_checkpointing
 from vmc.parameters import select_parameters
 from vmc.prediction import as_epsilon
-from vmc.progress import inner_bar
 
 
 @dataclass

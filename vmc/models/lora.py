@@ -5,7 +5,7 @@ query/key/value and output projections; it has no separate feed-forward; on Mode
 the official code, the spatial transformers' self-attention `attn1` and feed-forward) and `temporal` on every temporal
 transformer's self-attentions (`attn1`, `attn2`) and feed-forward. A path is switched on or off as a whole.
 
-On a video diffusion transformer (vmc.pipelines.dit: no separate temporal layers) the split follows what mixes
+On a video diffusion transformer (vmc.backbones.dit: no separate temporal layers) the split follows what mixes
 frames: only the blocks' self-attention `attn1` does, so it carries the temporal path (q/k/v/out); the spatial
 path, trained on one latent frame alone, sits on what acts within a frame or on the text: the cross-attention
 `attn2` (Wan; CogVideoX has none, its text joins `attn1`) and the feed-forward.
