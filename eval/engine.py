@@ -252,7 +252,7 @@ def _run_item(out: Path, method: Method, state, case: Case, item: Item, referenc
     decoded = read_video(path)  # score what is on disk, so eval.score on these files agrees exactly
     t0 = time.perf_counter()
     scored = scorer.score_many([Sample(decoded.frames, item.prompt, reference.frames,
-                                       case.meta.get("reference_prompt"))])[0]
+                                       case.meta.get("reference_prompt"), reference_mask=case.load_mask())])[0]
     score_s = round(time.perf_counter() - t0, 4)
     return Record(item.key, item.method, item.prompt, str(item.video_path), **scored, case=item.case, seed=item.seed,
                   num_frames=decoded.num_frames, fps=decoded.fps, size=list(decoded.size),

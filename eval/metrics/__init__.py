@@ -10,12 +10,14 @@ from importlib.metadata import entry_points
 from eval.errors import UserError
 from eval.metrics.base import Field, Metric, Sample
 from eval.metrics.clip import ClipMetric
+from eval.metrics.dino import DinoMetric
 from eval.metrics.motion import MotionMetric
 from eval.metrics.oracle import OracleMetric
-from eval.metrics.tracks import TrackMotionMetric
+from eval.metrics.tracks import MTBenchTrackMetric, TrackMotionMetric
 
 ENTRY_POINT_GROUP = "vmc_suite.metrics"
-BUILTIN = {m.name: m for m in (ClipMetric, MotionMetric, TrackMotionMetric, OracleMetric)}  # the paper's first
+BUILTIN = {m.name: m for m in (ClipMetric, MotionMetric, TrackMotionMetric, OracleMetric,  # the paper's first
+                               MTBenchTrackMetric, DinoMetric)}
 
 
 @lru_cache(maxsize=1)
@@ -59,5 +61,5 @@ def spec_id(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-__all__ = ["BUILTIN", "ClipMetric", "Field", "Metric", "MotionMetric", "OracleMetric", "Sample",
-           "TrackMotionMetric", "all_fields", "available_metrics", "field_info", "spec_id"]
+__all__ = ["BUILTIN", "ClipMetric", "DinoMetric", "Field", "Metric", "MotionMetric", "MTBenchTrackMetric", "OracleMetric",
+           "Sample", "TrackMotionMetric", "all_fields", "available_metrics", "field_info", "spec_id"]

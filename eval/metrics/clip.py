@@ -187,47 +187,71 @@ def hf_weights(path: Path) -> dict:
     return {"weights": ", ".join(f.name for f in files), "sha256": hashlib.sha256(listing.encode()).hexdigest()}
 
 
+class HFSource:
+    """Where a `hf:ID_OR_DIR` model comes from: a local `save_pretrained` folder (read offline) or a hub id
+    (through the Hugging Face cache), its config, and how its spec names it and its weights."""
+
+    def __init__(self, source: str, option: str):
+        from transformers import AutoConfig
+
+        self.where, local = f"hf:{source}", Path(source).expanduser()
+        self.offline = local.is_dir()
+        if not self.offline and (local.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1
+                                 or local.exists()):
+            raise UserError(f"{self.where}: no such Hugging Face model folder")
+        self.source, self.local = source, local
+        self.ref = str(local) if self.offline else source
+        try:
+            self.config = AutoConfig.from_pretrained(self.ref, local_files_only=self.offline)
+        except Exception as e:  # missing config.json, unknown model type, hub errors (offline: not in the cache)
+            hint = "" if self.offline else (f" — download it once with network access (huggingface-cli download "
+                                            f"{source}), or pass {option} hf:DIR (a save_pretrained folder)")
+            raise UserError(f"{self.where}: cannot read a Hugging Face model config: {type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}{hint}") from None
+
+    @property
+    def name(self) -> str:
+        """A folder is named like an open_clip config (its name, not its place), so that a copied model keeps its
+        spec."""
+        return f"hf:{self.local.resolve().name}" if self.offline else self.where
+
+    def weights(self) -> dict:
+        if self.offline:
+            return hf_weights(self.local)
+        from huggingface_hub import try_to_load_from_cache  # the snapshot the id resolved to, hashed as a folder
+
+        cached = try_to_load_from_cache(self.source, "config.json")
+        return hf_weights(Path(cached).parent) if isinstance(cached, str) else {"weights": self.source}
+
+    def image_processor(self):
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(self.ref, local_files_only=self.offline)
+
+
 def load_hf_clip(source: str, device: torch.device, dtype: torch.dtype):
     """A transformers CLIPModel, its tokenizer and image processor from a local folder (offline) or a hub id
     (through the Hugging Face cache). Returns (model, tokenizer, model_name, weights_description, preprocess_cfg)."""
-    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPConfig, CLIPModel
+    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
-    where, local = f"hf:{source}", Path(source).expanduser()
-    offline = local.is_dir()
-    if not offline and (local.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1
-                        or local.exists()):
-        raise UserError(f"{where}: no such Hugging Face model folder")
-    ref = str(local) if offline else source
-    try:
-        config = AutoConfig.from_pretrained(ref, local_files_only=offline)
-    except Exception as e:  # missing config.json, unknown model type, hub errors
-        raise UserError(f"{where}: cannot read a Hugging Face model config: {type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    src = HFSource(source, "--clip-model")
+    where, ref, offline, config = src.where, src.ref, src.offline, src.config
     if not isinstance(config, CLIPConfig):
         raise UserError(f"{where}: not a CLIP model (model_type '{config.model_type}')")
     try:
         net = CLIPModel.from_pretrained(ref, local_files_only=offline, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=offline)
-        proc = AutoImageProcessor.from_pretrained(ref, local_files_only=offline)
+        proc = src.image_processor()
     except Exception as e:  # missing weights, tokenizer or preprocessor files come in many types
         raise UserError(f"{where}: cannot load the CLIP model, tokenizer and image processor: {type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}") from None
     net.to(device).eval().requires_grad_(False)
-    if offline:
-        weights = hf_weights(local)
-    else:  # the snapshot folder the hub cache resolved the id to, hashed like a local folder
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(source, "config.json")
-        weights = hf_weights(Path(cached).parent) if isinstance(cached, str) else {"weights": source}
     max_len = config.text_config.max_position_embeddings
 
     def tokenize(prompts: list[str]):
         return tokenizer(prompts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
 
-    # a folder is named like an open_clip config (its name, not its place), so that a copied model keeps its spec
-    name = f"hf:{local.resolve().name}" if offline else where
-    return HFClip(net), tokenize, name, weights, hf_preprocess_cfg(proc, where)
+    return HFClip(net), tokenize, src.name, src.weights(), hf_preprocess_cfg(proc, where)
 
 
 class Preprocess:
@@ -288,6 +312,21 @@ class Preprocess:
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return ((x - mean) / std).to(dtype)
+
+
+@torch.inference_mode()
+def encode_batched(encode, preprocess: Preprocess, frames, device: torch.device, dtype: torch.dtype,
+                   batch_size: int) -> torch.Tensor:
+    """uint8 N×H×W×3 (numpy or tensor) → unit-norm float32 N×D: `encode` on `preprocess`ed batches of
+    `batch_size` frames on the device (shared by the CLIP and DINO metrics)."""
+    x = torch.as_tensor(frames)
+    if x.dtype != torch.uint8:
+        raise TypeError(f"frames must be uint8, got {x.dtype}")
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        chunk = x[i:i + batch_size].to(device, non_blocking=True)
+        out.append(encode(preprocess(chunk, dtype)).float())
+    return F.normalize(torch.cat(out), dim=-1)
 
 
 class ClipMetric(Metric):
@@ -365,17 +404,10 @@ class ClipMetric(Metric):
 
         return sample_indices(total, self.num_frames) if self.num_frames else list(range(total))
 
-    @torch.inference_mode()
     def encode_images(self, frames) -> torch.Tensor:
         """uint8 N×H×W×3 (numpy or tensor) → unit-norm float32 N×D, in batches of `batch_size`."""
-        x = torch.as_tensor(frames)
-        if x.dtype != torch.uint8:
-            raise TypeError(f"CLIP frames must be uint8, got {x.dtype}")
-        out = []
-        for i in range(0, x.shape[0], self.batch_size):
-            chunk = x[i:i + self.batch_size].to(self.device, non_blocking=True)
-            out.append(self.model.encode_image(self.preprocess(chunk, self.dtype)).float())
-        return F.normalize(torch.cat(out), dim=-1)
+        return encode_batched(self.model.encode_image, self.preprocess, frames, self.device, self.dtype,
+                              self.batch_size)
 
     @torch.inference_mode()
     def encode_texts(self, prompts: list[str]) -> torch.Tensor:
