@@ -124,10 +124,26 @@ def find_made_elsewhere(folder: Path, prompt: str, seed: int) -> Path:
 BUILTIN = {"reference": ReferenceMethod, "precomputed": PrecomputedMethod}
 
 
+def checkout_entry_points() -> list:
+    """The `vmc_suite.methods` entry points of the source checkout this module runs from (its pyproject.toml), as
+    EntryPoint objects: a method added to the checkout is found before the package is installed again (installed
+    metadata is written at install time). Empty when the module is not in a checkout."""
+    import tomllib
+    from importlib.metadata import EntryPoint
+
+    path = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        table = tomllib.loads(path.read_text())["project"]["entry-points"][ENTRY_POINT_GROUP]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in table.items()]
+
+
 def available_methods() -> dict[str, object]:
-    """name → entry point or class: the built-ins and whatever installed packages registered."""
+    """name → entry point or class: the built-ins, whatever installed packages registered, and what the source
+    checkout's pyproject.toml registers beyond that."""
     found: dict[str, object] = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in [*entry_points(group=ENTRY_POINT_GROUP), *checkout_entry_points()]:
         found.setdefault(ep.name, ep)
     return found
 
