@@ -148,3 +148,27 @@ def test_attention_motion_flow_against_the_official_per_frame_pair_form():
     moving = reference.norm(dim=-1) > 0
     expected = ((soft - reference) ** 2).sum(-1)[moving].sum() / (2 * moving.sum())
     torch.testing.assert_close(amf_loss(soft, reference), expected.float())
+
+
+def test_ditflow_reads_the_queries_and_keys_wan_attends_with(tmp_path):
+    """On the tiny Wan: softmax(QKᵀ/√d)·V from BlockQK's queries and keys (after QK-norm and rotary) and the block's
+    own value projection, through to_out, is the output of the block's attn1."""
+    from baselines.ditflow import BlockQK
+    from vmc.backbones import resolve_backbone
+    from vmc.models.features import UNetFeatures
+    from vmc.tools.make_tiny_dit import make
+
+    pipe = resolve_backbone(str(make(tmp_path / "wan", "wan"))).pipeline("cpu")
+    unet = pipe.load_unet(pipe.backbone.base).double()
+    qk = BlockQK(unet, 1, 3, (4, 4))
+    attn = "transformer.blocks.1.attn1"
+    g = torch.Generator().manual_seed(6)
+    x, text = torch.randn(1, 16, 3, 4, 4, generator=g, dtype=torch.float64), torch.randn(1, 16, 32, generator=g,
+                                                                                        dtype=torch.float64)
+    with torch.no_grad():
+        features = UNetFeatures(unet, outputs=(*qk.names, f"{attn}.to_v", attn))(x, 500, text)
+        q, k = qk(features)
+        v = features[f"{attn}.to_v"][0].unflatten(-1, (qk.heads, -1)).transpose(0, 1)
+        out = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1) @ v
+        out = dict(unet.named_modules())[f"{attn}.to_out"][0](out.transpose(0, 1).flatten(1))
+    torch.testing.assert_close(out, features[attn][0])
