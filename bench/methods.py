@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,inversion"
+METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,det,ditflow,inversion"
 RANDOM = {"zeroscope-random": ("vmc.tools.make_tiny_zeroscope", {}),  # random models at published sizes
           "wan2.1-random": ("vmc.tools.make_tiny_dit", {"layout": "wan"}),
           "cogvideox-random": ("vmc.tools.make_tiny_dit", {"layout": "cogvideox"})}
