@@ -172,3 +172,15 @@ def test_ditflow_reads_the_queries_and_keys_wan_attends_with(tmp_path):
         out = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), -1) @ v
         out = dict(unet.named_modules())[f"{attn}.to_out"][0](out.transpose(0, 1).flatten(1))
     torch.testing.assert_close(out, features[attn][0])
+
+
+def test_search_spaces_centre_on_the_official_values(tiny_dit):
+    from eval.methods import create_method
+
+    det = create_method(f"det:{tiny_dit}", device="cpu")
+    space = det.search_space()
+    assert set(space) == {"steps", "lr", "rank", "tracking_weight"}
+    assert (space["steps"].centre, space["lr"].centre, space["rank"].centre, space["tracking_weight"].centre) == (
+        500, pytest.approx(1e-5), 128, 0.1)
+    space = create_method(f"ditflow:{tiny_dit}", device="cpu").search_space()
+    assert (space["guided_share"].centre, space["iterations"].centre, space["temperature"].centre) == (0.2, 5, 2.0)
