@@ -184,3 +184,45 @@ def test_search_spaces_centre_on_the_official_values(tiny_dit):
         500, pytest.approx(1e-5), 128, 0.1)
     space = create_method(f"ditflow:{tiny_dit}", device="cpu").search_space()
     assert (space["guided_share"].centre, space["iterations"].centre, space["temperature"].centre) == (0.2, 5, 2.0)
+
+
+def test_det_kernel_adds_to_the_video_output_of_every_self_attention(tiny_dit):
+    """Untrained (conv2 zero) the transformer is unchanged; trained, each attn1's video output is the stock one plus
+    the kernel of the video tokens it received."""
+    from baselines.det import add_temporal_kernels
+    from vmc.backbones import resolve_backbone
+
+    pipe = resolve_backbone(str(tiny_dit)).pipeline("cpu")
+    plain, unet = (pipe.load_unet(pipe.backbone.base) for _ in range(2))
+    torch.manual_seed(0)
+    names = add_temporal_kernels(unet, 4, frames=3)
+    assert len(names) == 2
+    g = torch.Generator().manual_seed(7)
+    x, text = torch.randn(1, 16, 3, 4, 4, generator=g), torch.randn(1, 16, 32, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, 300, text).sample, plain(x, 300, text).sample)
+    modules = dict(unet.named_modules())
+    seen = {}
+
+    def record(name):
+        def hook(module, args, kwargs, output):
+            seen[name] = (args, kwargs, output)
+        return hook
+
+    for name in names:
+        torch.nn.init.normal_(modules[name].temporal_kernel.conv2.weight)
+        modules[name].register_forward_hook(record(name), with_kwargs=True)  # runs after the kernel's hook
+    with torch.no_grad():
+        unet(x, 300, text)
+        for name in names:
+            args, kwargs, output = seen[name]
+            kernel = modules[name].temporal_kernel
+            kernel.active = False
+            stock = modules[name](*args, **kwargs)  # the same call, without the kernel
+            kernel.active = True
+            tokens = args[0] if args else kwargs["hidden_states"]
+            if isinstance(output, tuple):  # CogVideoX: (video, text); the text part is untouched
+                torch.testing.assert_close(output[1], stock[1])
+                output, stock = output[0], stock[0]
+            torch.testing.assert_close(output, stock + kernel(tokens))
+            assert kernel(tokens).abs().max() > 0
