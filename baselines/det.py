@@ -39,11 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eval.errors import UserError
 from eval.search_space import Param
 from vmc.families.tuning import TuningMethod
 from vmc.progress import inner_bar
 
 SELF_ATTENTION = re.compile(r"transformer\.(?:blocks|transformer_blocks)\.(\d+)\.attn1")
+TRACKER = re.compile(r"lk|cotracker(:\w*(:\d+)?)?")
 NOT_A_DIT = ("DeT's temporal kernel is made for a video diffusion transformer's joint space-time attention "
              "(DiT-native); this backbone is a UNet, whose separate temporal layers the UNet recipes adapt")
 
@@ -174,6 +176,16 @@ class DeTMethod(TuningMethod):
                     "tracker": "lk", "noise_prior": 0.0}
     own_space = {"rank": Param(128, choices=(32, 64, 128, 256)), "tracking_weight": Param(0.1, 0.0, 1.0)}
     start = "prior"  # noise_prior 0: fresh noise, as the official inference
+
+    def settings(self) -> dict:
+        values = super().settings()
+        if not TRACKER.fullmatch(values["tracker"]):
+            raise UserError(f"det tracker: expected lk or cotracker[:MODEL[:GRID]], got {values['tracker']!r}")
+        for key in ("rank", "tracking_weight", "tracking_max_t", "inference_blocks"):
+            if values[key] < (1 if key == "rank" else 0):
+                raise UserError(f"det {key} must be {'positive' if key == 'rank' else 'at least 0'}, "
+                                f"got {values[key]}")
+        return values
 
     def prepare_unet(self, unet, settings):
         with torch.random.fork_rng():

@@ -226,3 +226,14 @@ def test_det_kernel_adds_to_the_video_output_of_every_self_attention(tiny_dit):
                 output, stock = output[0], stock[0]
             torch.testing.assert_close(output, stock + kernel(tokens))
             assert kernel(tokens).abs().max() > 0
+
+
+def test_det_refuses_bad_settings_before_any_work(tiny_dit):
+    from eval.errors import UserError
+    from eval.methods import create_method
+
+    det = create_method(f"det:{tiny_dit}", device="cpu")
+    for settings, message in (({"tracker": "sift"}, "det tracker"), ({"tracking_weight": -1}, "tracking_weight"),
+                              ({"rank": 0}, "rank must be positive")):
+        with pytest.raises(UserError, match=message):
+            det.configure(settings)
