@@ -11,7 +11,9 @@ so the untrained kernel changes nothing. The same on Wan 2.1 (the official code 
 math) and CogVideoX.
 
 Losses (train_cogvideox.py): t uniform in 0…999; the denoising loss mean[(x̂₀ − x₀)² / (1 − ᾱ_t)] with
-x̂₀ = √ᾱ·x_t − √(1−ᾱ)·v̂ (weight 1); the dense point-tracking loss, weight 0.1 (`tracking_weight`) at t ≤ 400
+x̂₀ = √ᾱ·x_t − √(1−ᾱ)·v̂ (weight 1; computed as the identical v-MSE, see `denoising_loss`: on CogVideoX that is
+the official loss, on Wan, in the suite's DDPM coordinates, its flow-matching velocity MSE ‖û − u‖² weighted by
+(1−σ)² + σ² ∈ [½, 1]); the dense point-tracking loss, weight 0.1 (`tracking_weight`) at t ≤ 400
 (`tracking_max_t`): on the x̂₀ latent, mean over tracks, latent frames t ≥ 1 and channels of
 vis_t·(x̂₀[y_t, x_t, t] − x̂₀[y_{t−1}, x_{t−1}, t−1])², at floor(y·h), floor(x·w) of the normalised track positions
 on the latent grid, the tracks resampled to the latent frames (video frames sample_indices(T, latent frames):
@@ -116,6 +118,13 @@ def tracking_loss(x0: torch.Tensor, positions: torch.Tensor, visible: torch.Tens
     return ((feats[:, :, 1:] - feats[:, :, :-1]) ** 2 * visible[None, :, 1:]).mean()
 
 
+def denoising_loss(v: torch.Tensor, noise: torch.Tensor, clean: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """DeT's mean[(x̂₀ − x₀)² / (1 − ᾱ)], x̂₀ = √ᾱ·x_t − √(1−ᾱ)·v̂, in the identical form mean[(v̂ − v)²], v the
+    v-prediction target √ᾱ·ε − √(1−ᾱ)·x₀ (x̂₀ − x₀ = −√(1−ᾱ)·(v̂ − v)), which does not divide by a vanishing 1 − ᾱ."""
+    target = alpha.sqrt() * noise - (1 - alpha).sqrt() * clean
+    return ((v - target) ** 2).mean()
+
+
 def train_det(unet, latents, text, noise_scheduler, config, tracks, weight: float, max_t: int,
               progress: bool = True) -> dict:
     """The kernels' training loop; latents (1, C, F, h, w) of the clip. Returns {"history": [[denoising,
@@ -150,7 +159,7 @@ def train_det(unet, latents, text, noise_scheduler, config, tracks, weight: floa
                 v = unet(noisy, t, text).sample.float()
             a = alphas[t].view(-1, 1, 1, 1, 1)
             x0 = a.sqrt() * noisy - (1 - a).sqrt() * v
-            denoising = ((x0 - latents) ** 2 / (1 - a)).mean()
+            denoising = denoising_loss(v, noise, latents, a)
             tracked = (tracking_loss(x0, *tracks) if tracks is not None and weight > 0 and int(t) <= max_t
                        else torch.zeros((), device=device))
             loss = denoising + weight * tracked

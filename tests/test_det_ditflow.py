@@ -103,6 +103,18 @@ def test_temporal_kernel_is_a_depthwise_in_time_conv_per_position_added_to_the_a
     torch.testing.assert_close(kernel(tokens), expected)
 
 
+def test_denoising_loss_is_the_official_x0_form():
+    from baselines.det import denoising_loss
+
+    g = torch.Generator().manual_seed(3)
+    clean, noise, v = (torch.randn(1, 4, 3, 2, 2, generator=g, dtype=torch.float64) for _ in range(3))
+    for alpha in (0.999, 0.5, 0.01):
+        a = torch.tensor(alpha, dtype=torch.float64)
+        noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
+        x0 = a.sqrt() * noisy - (1 - a).sqrt() * v
+        torch.testing.assert_close(denoising_loss(v, noise, clean, a), ((x0 - clean) ** 2 / (1 - a)).mean())
+
+
 def test_tracking_loss_against_a_loop():
     from baselines.det import tracking_loss
 
