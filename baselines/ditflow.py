@@ -76,7 +76,9 @@ def amf_loss(generated: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 class BlockQK:
     """The queries and keys of a DiT block's attn1 as its processor uses them (after QK-norm and rotary, video
     tokens, (heads, F·h·w, d) of the last batch element, the official q[-1]), from the outputs of the modules it
-    `names`, read by hooks in one forward pass. Holds the transformer's sizes, not the transformer."""
+    `names`, read by hooks in one forward pass that stops once they are read (vmc.models.features.UNetFeatures):
+    CogVideoX's processor then applies the rotary embedding to the same tensors in place, which a pass run further
+    would show here twice. Holds the transformer's sizes, not the transformer."""
 
     def __init__(self, unet, block: int, frames: int, latent_grid: tuple[int, int]):
         layout, config = unet.layout, unet.config

@@ -249,3 +249,42 @@ def test_det_refuses_bad_settings_before_any_work(tiny_dit):
                               ({"rank": 0}, "rank must be positive")):
         with pytest.raises(UserError, match=message):
             det.configure(settings)
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_ditflow_reads_the_queries_and_keys_cogvideox_attends_with(rotary, tmp_path, monkeypatch):
+    """On the tiny CogVideoX (and with CogVideoX 5B's rotary embeddings switched on): BlockQK's queries and keys are
+    the video part of those the stock processor hands to scaled_dot_product_attention."""
+    from baselines.ditflow import BlockQK
+    from vmc.backbones import resolve_backbone
+    from vmc.models.features import UNetFeatures
+    from vmc.tools import make_tiny_dit
+    from vmc.tools.make_tiny_dit import make
+
+    if rotary:  # 5B's rotary embeddings split the head's channels 1/4 : 3/8 : 3/8 (frames, rows, columns): 16 wide
+        transformer, *rest = make_tiny_dit.SIZES["cogvideox"]["tiny"]
+        monkeypatch.setitem(make_tiny_dit.SIZES["cogvideox"], "tiny", (
+            {**transformer, "attention_head_dim": 16, "use_rotary_positional_embeddings": True}, *rest))
+    folder = make(tmp_path / "cog", "cogvideox")
+    pipe = resolve_backbone(str(folder)).pipeline("cpu")
+    unet = pipe.load_unet(pipe.backbone.base).double()
+    assert (unet.rotary is not None) == rotary
+    qk = BlockQK(unet, 1, 3, (4, 4))
+    g = torch.Generator().manual_seed(8)
+    x, text = torch.randn(1, 16, 3, 4, 4, generator=g, dtype=torch.float64), torch.randn(1, 16, 32, generator=g,
+                                                                                        dtype=torch.float64)
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(query, key, *args, **kwargs):
+        seen.append((query, key))
+        return sdpa(query, key, *args, **kwargs)
+
+    with torch.no_grad():
+        q, k = qk(UNetFeatures(unet, outputs=qk.names)(x, 500, text))  # the pass stops at block 1's norm_k
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+        unet(x, 500, text)
+    monkeypatch.undo()
+    stock_q, stock_k = seen[1]  # block 1's attention
+    torch.testing.assert_close(q, stock_q[0, :, -q.shape[1]:])
+    torch.testing.assert_close(k, stock_k[0, :, -k.shape[1]:])
