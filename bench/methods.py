@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eval.errors import UserError, cli_main  # noqa: E402
 
-METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,inversion"
+METHODS = "t2v,vmc,vmc-eps,tav,md,motion-inversion,motionclone,dmt,det,ditflow,inversion"
 # Random models of a backbone's layout, for timing: name → (the module whose make(root, size=, **options) writes
 # one at the published sizes, size="official", or at tiny sizes, "tiny"; its options). A name whose module this
 # build lacks is refused.

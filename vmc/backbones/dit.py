@@ -70,10 +70,11 @@ class DiTSettings(SamplingSettings):
 
 def method_defaults(layout: str, num_layers: int) -> dict:
     """The kind's own method settings (a folder's cascade.json entries go over them): vmc adapts the blocks'
-    self-attention q/k/v (rule self_qkv), dmt reads the output of the middle block (DiTFlow's choice: block 15
-    of CogVideoX-2B's 30)."""
+    self-attention q/k/v (rule self_qkv), dmt reads the output of the middle block and ditflow the attention of the
+    middle block (DiTFlow's choice: block 15 of CogVideoX-2B's 30)."""
     blocks = "blocks" if layout == "wan" else "transformer_blocks"
-    return {"vmc": {"rule": "self_qkv"}, "dmt": {"features": [f"transformer.{blocks}.{num_layers // 2}"]}}
+    return {"vmc": {"rule": "self_qkv"}, "dmt": {"features": [f"transformer.{blocks}.{num_layers // 2}"]},
+            "ditflow": {"block": num_layers // 2}}
 
 
 def dit_backbone(source: Source, layout: str, name: str, meta: dict, where: str, num_layers: int = 30) -> Backbone:
