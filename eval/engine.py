@@ -225,16 +225,17 @@ def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, refer
         summary = summarize(records, [m.label for m in methods])
         write_summary(summary, out / "summary.csv")
         print(f"\n{benchmark.name}: {len(records)} scored videos in {out}\n")
-        shown = summary[summary.method.isin([m.label for m in methods])]
-        print(format_table(shown))
+        print(format_table(summary))  # every method of the folder, not only this command's
         print("(↑ higher is better, ↓ lower; mean ± half the 95% CI over target prompts; [low, high] where the "
               "interval is clipped at the bound of a field's range)")
-        facts = [m for m in dict.fromkeys(shown.metric) if m.startswith("protocol.")]
+        facts = [m for m in dict.fromkeys(summary.metric) if m.startswith("protocol.")]
         if facts:
-            print("\nfair-protocol report (means over items):\n" + format_table(shown, facts))
-        labels = list(dict.fromkeys(shown.method))
+            print("\nfair-protocol report (means over items):\n" + format_table(summary, facts))
+        labels = list(dict.fromkeys(summary.method))
         if len(labels) > 1:
             print(f"\npaired differences and tests: python -m eval.compare {out} --methods {','.join(labels)}")
+        print(f"the paper's table: python -m eval.table {out} --format latex (or md, csv); figures: "
+              f"python -m eval.plot {out} --out FIGURE.pdf")
 
 
 def _run_item(out: Path, method: Method, state, case: Case, item: Item, reference, scorer: Scorer,

@@ -298,17 +298,20 @@ class ClipMetric(Metric):
     name = "clip"
     fields = {
         "text_alignment": Field("mean over frames of cos(frame, prompt), raw cosine", range=(-1.0, 1.0),
-                                checked_by=APPEARANCE),
+                                checked_by=APPEARANCE, label="Text alignment"),
         "clip_score": Field("mean over frames of 2.5·max(cos, 0), the CLIPScore scale", range=(0.0, 2.5),
-                            checked_by=APPEARANCE),
+                            checked_by=APPEARANCE, label="CLIPScore", headline=False),
         "temporal_consistency": Field("mean cosine over all pairs of distinct frames", range=(-1.0, 1.0),
-                                      checked_by=APPEARANCE),
+                                      checked_by=APPEARANCE, label="Temporal consistency"),
         "text_alignment_x100": Field("max(100 · mean over frames of cos(frame, prompt), 0): torchmetrics' "
-                                     "CLIPScore", range=(0.0, 100.0), checked_by=APPEARANCE),
+                                     "CLIPScore", range=(0.0, 100.0), checked_by=APPEARANCE,
+                                     label="CLIPScore (×100)", headline=False),
         "temporal_consistency_consecutive": Field("mean cosine of consecutive frames", range=(-1.0, 1.0),
-                                                  checked_by=APPEARANCE),
+                                                  checked_by=APPEARANCE, label="Temporal consistency (consecutive)",
+                                                  headline=False),
         "temporal_consistency_vbench": Field("VBench's consistency: mean over t ≥ 2 of ½(max(0, cos(fₜ, fₜ₋₁)) + "
-                                             "max(0, cos(fₜ, f₁)))", range=(0.0, 1.0), checked_by=APPEARANCE),
+                                             "max(0, cos(fₜ, f₁)))", range=(0.0, 1.0), checked_by=APPEARANCE,
+                                             label="Temporal consistency (VBench)", headline=False),
     }
 
     @classmethod
