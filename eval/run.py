@@ -27,8 +27,13 @@ CPU_THREADS = 1
 
 
 def parse_args(argv):
+    import textwrap
+
     p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=textwrap.fill(f"registered methods: {describe_available()} (a method that takes "
+                                                     "an argument gets it after a colon: vmc:zeroscope, "
+                                                     "precomputed:DIR)", 100))
     p.add_argument("--methods", required=True, help="comma-separated method names, e.g. vmc,tav or precomputed:DIR")
     p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="built-in benchmark name or manifest YAML path "
                    f"(default: {DEFAULT_BENCHMARK})")
