@@ -27,6 +27,7 @@ from eval.errors import UserError
 from eval.manifest import Benchmark, Case
 from eval.methods import Method, slugify
 from eval.metrics import Sample
+from eval.progress import BAR_FORMAT, RunProgress
 from eval.record import Record, Timing
 from eval.results import atomic_write_text, format_table, summarize, write_summary
 from eval.rundir import RunFolder, held_by_launcher
@@ -206,18 +207,23 @@ def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, refer
     prefix = f"[rank {dist.rank}] " if dist.world_size > 1 else ""
     state_for: tuple | None = None
     with tqdm(total=len(pending), desc=f"{prefix}items", unit="video", disable=not pending, dynamic_ncols=True,
-              position=dist.rank) as bar:  # closed (its line ended) before an error is printed
-        for method, case, item in pending:
-            bar.set_postfix_str(f"{method.label} / {case.id}")
-            if state_for is None or state_for[0] is not method or state_for[1] is not case:
-                method.cache_dir = out / "cache" / method.label
+              position=dist.rank, bar_format=BAR_FORMAT) as bar:  # closed (its line ended) before an error is printed
+        progress = RunProgress(bar, [(m.label, case.id) for m, case, _ in pending])
+        try:
+            for method, case, item in pending:
+                if state_for is None or state_for[0] is not method or state_for[1] is not case:
+                    method.cache_dir = out / "cache" / method.label
+                    t0 = time.perf_counter()
+                    with progress.adapting(method.label, case.id):
+                        state = method.adapt(case)
+                    adapt_s = round(time.perf_counter() - t0, 4)
+                    state_for = (method, case, state)
                 t0 = time.perf_counter()
-                state = method.adapt(case)
-                adapt_s = round(time.perf_counter() - t0, 4)
-                state_for = (method, case, state)
-            record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer, adapt_s)
-            folder.append([record], results_file)
-            bar.update()
+                record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer, adapt_s)
+                folder.append([record], results_file)
+                progress.item_done(method.label, case.id, time.perf_counter() - t0)
+        finally:
+            progress.close()
     distributed.barrier(dist)
     if dist.is_main:
         merge_results(folder, order)

@@ -10,6 +10,8 @@ import os
 
 from tqdm.auto import tqdm
 
+from eval.progress import report
+
 ENV = "VMC_INNER_BARS"
 
 
@@ -18,4 +20,12 @@ def shown(enabled: bool = True) -> bool:
 
 
 def inner_bar(iterable, desc: str, enabled: bool = True):
-    return tqdm(iterable, desc=desc, disable=not shown(enabled), leave=False)
+    """A bar over `iterable` whose steps also reach eval.run's bar (eval.progress), shown or not."""
+    total = len(iterable)
+    return tqdm(_reported(iterable, desc, total), desc=desc, total=total, disable=not shown(enabled), leave=False)
+
+
+def _reported(iterable, desc: str, total: int):
+    for done, x in enumerate(iterable, 1):
+        yield x
+        report(desc, done, total)
