@@ -28,6 +28,7 @@ from eval.manifest import Benchmark, Case
 from eval.methods import Method
 from eval.metrics import Sample
 from eval.naming import legacy_name, video_name
+from eval.progress import BAR_FORMAT, RunProgress
 from eval.record import Record, Timing
 from eval.results import atomic_write_text, format_table, summarize, write_summary
 from eval.rundir import RunFolder, held_by_launcher
@@ -240,18 +241,23 @@ def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, refer
     prefix = f"[rank {dist.rank}] " if dist.world_size > 1 else ""
     state_for: tuple | None = None
     with tqdm(total=len(pending), desc=f"{prefix}items", unit="video", disable=not pending, dynamic_ncols=True,
-              position=dist.rank) as bar:  # closed (its line ended) before an error is printed
-        for method, case, item in pending:
-            bar.set_postfix_str(f"{method.label} / {case.id}")
-            if state_for is None or state_for[0] is not method or state_for[1] is not case:
-                method.cache_dir = out / "cache" / method.label
+              position=dist.rank, bar_format=BAR_FORMAT) as bar:  # closed (its line ended) before an error is printed
+        progress = RunProgress(bar, [(m.label, case.id) for m, case, _ in pending])
+        try:
+            for method, case, item in pending:
+                if state_for is None or state_for[0] is not method or state_for[1] is not case:
+                    method.cache_dir = out / "cache" / method.label
+                    t0 = time.perf_counter()
+                    with progress.adapting(method.label, case.id):
+                        state = method.adapt(case)
+                    adapt_s = round(time.perf_counter() - t0, 4)
+                    state_for = (method, case, state)
                 t0 = time.perf_counter()
-                state = method.adapt(case)
-                adapt_s = round(time.perf_counter() - t0, 4)
-                state_for = (method, case, state)
-            record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer, adapt_s)
-            folder.append([record], results_file)
-            bar.update()
+                record = _run_item(out, method, state_for[2], case, item, references[case.id], scorer, adapt_s)
+                folder.append([record], results_file)
+                progress.item_done(method.label, case.id, time.perf_counter() - t0)
+        finally:
+            progress.close()
     distributed.barrier(dist)
     if dist.is_main:
         merge_results(folder, order)
@@ -259,16 +265,17 @@ def _run(methods, benchmark, folder, seeds, scorer, dist, device, command, refer
         summary = summarize(records, [m.label for m in methods])
         write_summary(summary, out / "summary.csv")
         print(f"\n{benchmark.name}: {len(records)} scored videos in {out}\n")
-        shown = summary[summary.method.isin([m.label for m in methods])]
-        print(format_table(shown))
+        print(format_table(summary))  # every method of the folder, not only this command's
         print("(↑ higher is better, ↓ lower; mean ± half the 95% CI over target prompts; [low, high] where the "
               "interval is clipped at the bound of a field's range)")
-        facts = [m for m in dict.fromkeys(shown.metric) if m.startswith("protocol.")]
+        facts = [m for m in dict.fromkeys(summary.metric) if m.startswith("protocol.")]
         if facts:
-            print("\nfair-protocol report (means over items):\n" + format_table(shown, facts))
-        labels = list(dict.fromkeys(shown.method))
+            print("\nfair-protocol report (means over items):\n" + format_table(summary, facts))
+        labels = list(dict.fromkeys(summary.method))
         if len(labels) > 1:
             print(f"\npaired differences and tests: python -m eval.compare {out} --methods {','.join(labels)}")
+        print(f"the paper's table: python -m eval.table {out} --format latex (or md, csv); figures: "
+              f"python -m eval.plot {out} --out FIGURE.pdf")
 
 
 def _run_item(out: Path, method: Method, state, case: Case, item: Item, reference, scorer: Scorer,

@@ -8,6 +8,7 @@ and write the run directory (run.json, videos/, results.jsonl, summary.csv). Res
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -25,14 +26,20 @@ MAX_AUTO_JOBS = 4
 # shapes videos of vmc did, and with them every score); one thread everywhere makes a run's numbers the same
 # whether it is resumed, split by --jobs or sharded by torchrun.
 CPU_THREADS = 1
+INTERRUPTED = ("finished items are kept; rerun the same command to resume (it merges the results.rank*.jsonl "
+               "files the workers left into results.jsonl)")
 
 
 def parse_args(argv):
+    import textwrap
+
     p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=textwrap.fill(f"registered methods: {describe_available()} (a method that takes "
+                                                     "an argument gets it after a colon: vmc:zeroscope, "
+                                                     "precomputed:DIR)", 100))
     p.add_argument("--methods", required=True, help="comma-separated method specs, e.g. vmc,tav or precomputed:DIR, "
-                   "each optionally labelled LABEL=SPEC (e.g. Ours=precomputed:DIR); registered: "
-                   f"{describe_available()}")
+                   "each optionally labelled LABEL=SPEC (e.g. Ours=precomputed:DIR)")
     p.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="built-in benchmark name or manifest YAML path "
                    f"(default: {DEFAULT_BENCHMARK})")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<benchmark>)")
@@ -210,7 +217,8 @@ def main(argv=None):
     jobs = _jobs(args.jobs, len(methods) * len(benchmark.cases), device, methods) if dist.world_size == 1 else 1
     if jobs > 1:
         with RunFolder(out).lock() as lock:  # lent to the workers: it lasts while any of them lives
-            raise SystemExit(distributed.launch_local(jobs, "eval.run", argv, CPU_THREADS, lock_fd=lock.fd))
+            raise SystemExit(distributed.launch_local(jobs, "eval.run", argv, CPU_THREADS, lock_fd=lock.fd,
+                                                      interrupted=INTERRUPTED))
     import torch
 
     threads = torch.get_num_threads()
@@ -219,6 +227,12 @@ def main(argv=None):
     try:
         scorer = build_scorer(args, benchmark.metrics, device=device)
         run(methods, benchmark, out, seeds, scorer, dist, device, references=references)
+    except KeyboardInterrupt:
+        if dist.world_size > 1:  # one line for the run, from its launcher (launch_local) or its first rank
+            if dist.is_main and not os.environ.get(distributed.LOCAL_LAUNCH):
+                print(f"interrupted: {INTERRUPTED}", file=sys.stderr)
+            raise SystemExit(130) from None
+        raise
     finally:
         torch.set_num_threads(threads)  # as it was for whoever called main() in-process
         distributed.shutdown(dist)

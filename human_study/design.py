@@ -48,9 +48,10 @@ def _token(rng: random.Random, used: set, prefix: str) -> str:
 
 
 def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, max_items: int | None = None,
-                checks: int | None = None) -> Study:
+                checks: int | None = None, questions: list[dict] = QUESTIONS,
+                scale: dict[int, str] = ANCHORS) -> Study:
     """Choose items, blind the candidates and place the attention checks (`checks` of each kind; default one per
-    five items, at least one)."""
+    five items, at least one). `questions`, `scale`: what raters answer (human_study.config)."""
     run_dir = Path(run_dir)
     if not methods:
         raise UserError("no methods given (use --methods a,b,...)")
@@ -81,6 +82,14 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
     if not 0 <= n_checks <= n_items:
         raise UserError(f"--checks must be between 0 and the number of items ({n_items})")
     prompts = {k[1] for k in complete}
+    ids = {q["id"] for q in questions}
+    for rule in DEFAULT_CHECK_RULES.values():
+        bound = rule.get("min", rule.get("max"))
+        if n_checks and (rule["question"] not in ids or not min(scale) < bound < max(scale)):
+            raise UserError(f"the attention checks ask for question '{rule['question']}' rated "
+                            f"{'≥' if 'min' in rule else '≤'} {bound} inside the scale; this study's questions "
+                            f"({', '.join(sorted(ids))}) or scale ({min(scale)}–{max(scale)}) have no room for it: "
+                            "use --checks 0 to go without checks")
     if n_checks and len(prompts) < 2:
         raise UserError("the mismatched-prompt attention check needs items with at least two different prompts; "
                         "use --checks 0 to go without checks")
@@ -125,7 +134,7 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
 
     study_id = f"study-{random.Random(f'{seed}|{run_dir.resolve()}|{methods}').getrandbits(32):08x}"
     public = {"format": "likert-study", "version": FORMAT_VERSION, "study_id": study_id, "seed": seed,
-              "questions": QUESTIONS, "scores": {str(k): v for k, v in ANCHORS.items()}, "items": items}
+              "questions": questions, "scores": {str(k): v for k, v in scale.items()}, "items": items}
     key = {"study_id": study_id, "run": str(run_dir.resolve()), "methods": methods, "seed": seed,
            "check_rules": DEFAULT_CHECK_RULES, "blind": blind}
     return Study(public, key, media)

@@ -19,7 +19,7 @@ def render(runs, studies):
         return
     run = runs[0] if len(runs) == 1 else next(r for r in runs if r.name == st.selectbox(
         "Run", [r.name for r in runs], help="paired comparisons are within one run"))
-    records = list(load_records(run.path).values())
+    records = [r for r in load_records(run.path).values() if run.methods is None or r.method in run.methods]
     methods = list(dict.fromkeys(r.method for r in records))
     if len(methods) < 2:
         st.info(f"Run `{run.name}` has fewer than two methods: nothing to pair.")

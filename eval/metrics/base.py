@@ -24,6 +24,8 @@ class Field:
     higher_is_better: bool = True
     range: tuple[float, float] = (-math.inf, math.inf)
     checked_by: str | None = None  # the ground-truth field eval.validity correlates it with, where one exists
+    label: str | None = None  # its name in a paper's table or figure (eval.table, eval.plot); else the field name
+    headline: bool = True  # shown by default in tables and the leaderboard (False: a variant of another field)
 
     @property
     def direction(self) -> str:

@@ -10,6 +10,7 @@ may span several videos; never one frame at a time.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,65 @@ def temporal_consistency_vbench(similarity) -> float:
     return float((0.5 * (np.maximum(np.diagonal(sim, offset=1), 0) + np.maximum(sim[0, 1:], 0))).mean())
 
 
+def hub_reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether a download host answers within `timeout` seconds (never when huggingface_hub is set offline).
+    Asked only for weights not on this machine, so that offline a missing CLIP fails at once instead of after
+    the hub client's retries (about 80 s)."""
+    import socket
+    import threading
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    answer = []
+
+    def probe():  # in a thread: a name lookup has no timeout of its own
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answer and answer[0])
+
+
+def offline_hint(what: str) -> str:
+    """The one line for CLIP weights that are neither on this machine nor downloadable now."""
+    shipped = Path(__file__).resolve().parents[1] / "shapes" / "weights"
+    return (f"CLIP {what} is not on this machine and its download host cannot be reached: run once with network "
+            "access, or give local weights: --clip-pretrained FILE (an open_clip checkpoint), --clip-model hf:DIR "
+            f"(a transformers CLIP folder), or the shipped shapes CLIP (--clip-model {shipped / 'shapes-clip.json'} "
+            f"--clip-pretrained {shipped / 'shapes-clip.safetensors'}); a benchmark manifest names its CLIP in "
+            "metrics: clip_model, clip_pretrained")
+
+
+def _tag_available(model_name: str, tag: str) -> bool:
+    """Whether open_clip can load the tagged weights now: they are in its cache, or their host answers."""
+    from urllib.parse import urlparse
+
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip import pretrained as oc
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if "file" in cfg:
+        return True
+    if cfg.get("hf_hub") and oc.has_hf_hub():
+        repo, filename = os.path.split(cfg["hf_hub"])
+        names = [*oc._get_safe_alternatives(filename or oc.HF_WEIGHTS_NAME), filename or oc.HF_WEIGHTS_NAME]
+        if any(isinstance(try_to_load_from_cache(repo, n), str) for n in names):
+            return True
+        return hub_reachable("huggingface.co")
+    url = cfg.get("url", "")
+    if (Path("~/.cache/clip").expanduser() / os.path.basename(url)).is_file():
+        return True
+    return hub_reachable(urlparse(url).hostname or "")
+
+
 def load_open_clip(model: str, pretrained: str | None, device: torch.device, dtype: torch.dtype):
     """Build an open_clip model from a registry name or a model-config JSON path, with weights from a tag,
     a local checkpoint file, or `random`. Returns (model, tokenizer, model_name, weights_description)."""
@@ -107,6 +167,8 @@ def load_open_clip(model: str, pretrained: str | None, device: torch.device, dty
             raise UserError(f"CLIP model '{model_name}' has no pretrained tag '{pretrained}' "
                             f"(tags: {', '.join(tags) or 'none'}; or give a checkpoint file path)")
         arg, weights = pretrained, {"weights": pretrained}
+        if not _tag_available(model_name, pretrained):
+            raise UserError(offline_hint(f"weights '{model_name}/{pretrained}'"))
     try:
         net = open_clip.create_model(model_name, pretrained=arg, precision=precision, device=device)
     except Exception as e:  # hub download and checkpoint errors come in many types
@@ -201,11 +263,18 @@ class HFSource:
             raise UserError(f"{self.where}: no such Hugging Face model folder")
         self.source, self.local = source, local
         self.ref = str(local) if self.offline else source
+        download = (f"download it once with network access (huggingface-cli download {source}), or pass {option} "
+                    "hf:DIR (a save_pretrained folder)")
+        if not self.offline:  # offline, fail at once rather than after the hub client's retries
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(source, "config.json"), str) and not hub_reachable("huggingface.co"):
+                raise UserError(offline_hint(f"model '{self.where}'") if option == "--clip-model" else
+                                f"{self.where}: not on this machine and its download host cannot be reached: {download}")
         try:
             self.config = AutoConfig.from_pretrained(self.ref, local_files_only=self.offline)
         except Exception as e:  # missing config.json, unknown model type, hub errors (offline: not in the cache)
-            hint = "" if self.offline else (f" — download it once with network access (huggingface-cli download "
-                                            f"{source}), or pass {option} hf:DIR (a save_pretrained folder)")
+            hint = "" if self.offline else f" — {download}"
             raise UserError(f"{self.where}: cannot read a Hugging Face model config: {type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}{hint}") from None
 
@@ -337,17 +406,20 @@ class ClipMetric(Metric):
     name = "clip"
     fields = {
         "text_alignment": Field("mean over frames of cos(frame, prompt), raw cosine", range=(-1.0, 1.0),
-                                checked_by=APPEARANCE),
+                                checked_by=APPEARANCE, label="Text alignment"),
         "clip_score": Field("mean over frames of 2.5·max(cos, 0), the CLIPScore scale", range=(0.0, 2.5),
-                            checked_by=APPEARANCE),
+                            checked_by=APPEARANCE, label="CLIPScore", headline=False),
         "temporal_consistency": Field("mean cosine over all pairs of distinct frames", range=(-1.0, 1.0),
-                                      checked_by=APPEARANCE),
+                                      checked_by=APPEARANCE, label="Temporal consistency"),
         "text_alignment_x100": Field("max(100 · mean over frames of cos(frame, prompt), 0): torchmetrics' "
-                                     "CLIPScore", range=(0.0, 100.0), checked_by=APPEARANCE),
+                                     "CLIPScore", range=(0.0, 100.0), checked_by=APPEARANCE,
+                                     label="CLIPScore (×100)", headline=False),
         "temporal_consistency_consecutive": Field("mean cosine of consecutive frames", range=(-1.0, 1.0),
-                                                  checked_by=APPEARANCE),
+                                                  checked_by=APPEARANCE, label="Temporal consistency (consecutive)",
+                                                  headline=False),
         "temporal_consistency_vbench": Field("VBench's consistency: mean over t ≥ 2 of ½(max(0, cos(fₜ, fₜ₋₁)) + "
-                                             "max(0, cos(fₜ, f₁)))", range=(0.0, 1.0), checked_by=APPEARANCE),
+                                             "max(0, cos(fₜ, f₁)))", range=(0.0, 1.0), checked_by=APPEARANCE,
+                                             label="Temporal consistency (VBench)", headline=False),
     }
 
     @classmethod

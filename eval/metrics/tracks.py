@@ -363,9 +363,10 @@ class TrackMotionMetric(Metric):
     fields = {
         "motion_fidelity": Field("the paper's two-sided motion fidelity: mean best-match cosine of step "
                                  "directions, video tracks to reference tracks and back, averaged",
-                                 range=(-1.0, 1.0), checked_by=MOTION),
+                                 range=(-1.0, 1.0), checked_by=MOTION, label="Motion fidelity"),
         "motion_fidelity_dmt": Field("the official DMT code's number: video tracks to reference tracks only, with "
-                                     "its identity-matrix subtraction", range=(-2.0, 1.0), checked_by=MOTION),
+                                     "its identity-matrix subtraction", range=(-2.0, 1.0), checked_by=MOTION,
+                                     label="Motion fidelity (DMT code)", headline=False),
     }
     needs_reference = True
     _forms = {"motion_fidelity": "symmetric", "motion_fidelity_dmt": "dmt"}

@@ -9,6 +9,7 @@ columns (or inside `Answer.taskAnswers`, which the ingester also reads).
 from __future__ import annotations
 
 import csv
+import html
 import random
 from pathlib import Path
 from urllib.parse import quote
@@ -20,7 +21,7 @@ from human_study.export.html import script_json
 TEMPLATE = """<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 <crowd-form answer-format="flatten-objects">
   <p>For the text prompt below you see a <b>reference video</b> and several <b>videos to rate</b>. Watch each
-     video to the end, then rate it from 1 (very poor) to 5 (excellent) on every question.</p>
+     video to the end, then rate it __SCALE__ on every question.</p>
   <p style="font-size:1.2em">Text prompt: <q id="prompt"></q></p>
   <h3>Reference video</h3>
   <video id="reference" src="${reference_url}" muted playsinline controls autoplay style="max-width:360px"></video>
@@ -71,7 +72,9 @@ def export(study: dict, rater_dir: Path, options: dict):
                           for k in range(1, slots + 1))
     questions = script_json([{"id": q["id"], "label": q["label"], "text": q["text"]} for q in study["questions"]])
     scores = script_json([[int(k), v] for k, v in study["scores"].items()])
-    template = TEMPLATE.replace("__SLOTS__", slot_html)
+    lo, hi = min(study["scores"], key=int), max(study["scores"], key=int)
+    scale = html.escape(f"from {lo} ({study['scores'][lo]}) to {hi} ({study['scores'][hi]})")
+    template = TEMPLATE.replace("__SLOTS__", slot_html).replace("__SCALE__", scale.replace("$", "&#36;"))
     for token, value in (("__QUESTIONS__", questions), ("__SCORES__", scores)):
         # '$' escaped too, so no question text can look like an MTurk ${placeholder}
         template = template.replace(token, value.replace("$", "\\u0024"))
