@@ -46,8 +46,14 @@ from vmc.families.guidance import Guidance, GuidanceMethod
 from vmc.models.features import UNetFeatures
 
 
-def spatial_marginal_mean(feature: torch.Tensor) -> torch.Tensor:
-    """(F, C, H, W) features of a one-video batch → (F, C), the mean over pixels, in fp32."""
+def spatial_marginal_mean(feature, frames: int | None = None) -> torch.Tensor:
+    """(F, C, H, W) features of a one-video batch → (F, C), the mean over pixels, in fp32. A video diffusion
+    transformer block's output, (1, F·h·w, C) video tokens in (f, h, w) order (CogVideoX's comes with its text
+    tokens: (video, text)), gives the mean over each of its `frames` latent frames' tokens, as DiTFlow ports SMM."""
+    if isinstance(feature, tuple):
+        feature = feature[0]
+    if feature.ndim == 3:
+        return feature.float().reshape(frames, -1, feature.shape[-1]).mean(1)
     return feature.float().mean((-2, -1))
 
 
@@ -81,7 +87,7 @@ class DMTGuidance(Guidance):
         optimizer = torch.optim.Adam([x], lr=self.learning_rates[step])
         for _ in range(self.iterations):
             features = read(x)
-            loss = sum(smm_difference_loss(spatial_marginal_mean(features[name]), smm)
+            loss = sum(smm_difference_loss(spatial_marginal_mean(features[name], x.shape[2]), smm)
                        for name, smm in reference.items())
             (x.grad,) = torch.autograd.grad(loss, x)  # the sample's gradient only, none for the UNet
             optimizer.step()
@@ -104,7 +110,8 @@ class DMTMethod(GuidanceMethod):
         """Per guided step, the SMM of each feature; and the inverted latent at the first step (the start)."""
         features = UNetFeatures(unet, outputs=tuple(self.settings["features"]))
         timesteps = self.timesteps()
-        steps = [{name: spatial_marginal_mean(v).cpu() for name, v in features(latents[t], t, text).items()}
+        steps = [{name: spatial_marginal_mean(v, latents[t].shape[2]).cpu()
+                  for name, v in features(latents[t], t, text).items()}
                  for t in timesteps[:self.num_guided]]
         return {"steps": steps, "start": latents[timesteps[0]]}
 

@@ -6,17 +6,14 @@ Named `SYSTEM:CONFIG.yaml` on the command line. The YAML holds exactly one of
            shell runs it); the placeholders {reference} (the case's reference clip as the other methods see
            it, written as MP4), {prompt}, {seed} and {out} (the MP4 the system must write) are substituted
            inside arguments, so a prompt can never become a second argument or a shell command;
-  ingest:  a folder of outputs laid out as <case>/<prompt-slug>__s<seed>.mp4 (or <prompt-slug>.mp4);
+  ingest:  a folder of outputs laid out as <case>/<prompt-stem>__s<seed>.mp4 (or <prompt-stem>.mp4; eval.naming);
 and optionally `version` (recorded with every result), `cwd`, `env`, `timeout_s` (default 3600) and
-`protocol` (`frames`, `fps`, `size: [H, W]`; default: the reference clip's frame count and fps, the output's
-own size).
+`protocol` (`frames`, `fps`, `size: [H, W]`; default: the case's, see eval.protocol).
 
-Resampling rule, applied when an output differs from the protocol and recorded with the result: in time, the
-protocol's frame count is taken at uniformly spaced positions over the whole output (first and last frames
-kept, nearest frame, so frames repeat when upsampling) and played at the protocol fps; in space, the frames are
-scaled to cover the protocol size with their aspect ratio kept (area filter when shrinking, bilinear when
-enlarging), then centre-cropped. Every result carries its provenance: command and version, or "ingested" and
-the file, plus the output's original frames, fps and size.
+Outputs are brought to the benchmark's protocol by the one rule of every video made elsewhere (eval.protocol:
+the case's frames, fps and size, which `protocol` may override), or refused where eval.run is given
+`--outside-videos refuse`. Every result carries its provenance: command and version, or "ingested" and the file,
+plus the output's original frames, fps and size and what was changed.
 
 Control-A-Video is GPL-3.0: it is only ever run as a separate process, never imported.
 """
@@ -31,19 +28,18 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from eval.errors import UserError, VideoError
 from eval.manifest import Case
-from eval.methods import Method, find_made_elsewhere, slugify
+from eval.methods import IngestMethod
+from eval.naming import find_made_elsewhere, prompt_stem
+from eval.protocol import RULE, Protocol, case_protocol, what_was_done
 from eval.results import atomic_write_text
-from eval.video import Video, read_video, sample_indices, write_video
+from eval.video import Video, read_video, write_video
 
 FIELDS = {"command", "ingest", "version", "cwd", "env", "timeout_s", "protocol"}
 PLACEHOLDERS = ("reference", "prompt", "seed", "out")
-RULE = ("time: uniform nearest-frame positions over the whole output, first and last kept, at the protocol fps; "
-        "space: scale to cover keeping the aspect ratio (area down, bilinear up), centre crop")
 
 
 def load_config(path: Path) -> dict:
@@ -103,35 +99,7 @@ def load_config(path: Path) -> dict:
     return cfg
 
 
-def resize_cover(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scale T×h×w×3 frames to cover height×width keeping the aspect ratio, then centre-crop."""
-    import cv2
-
-    t, h, w, _ = frames.shape
-    scale = max(height / h, width / w)
-    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    out = np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
-    top, left = (nh - height) // 2, (nw - width) // 2
-    return np.ascontiguousarray(out[:, top:top + height, left:left + width])
-
-
-def to_protocol(video: Video, frames: int, fps: float, size: tuple[int, int] | None) -> tuple[Video, dict | None]:
-    """Apply the resampling rule; returns the video and what was changed (None when nothing)."""
-    changed = {}
-    out = video.frames
-    if video.num_frames != frames:
-        out = out[sample_indices(video.num_frames, frames)]
-        changed["frames"] = [video.num_frames, frames]
-    if abs(video.fps - fps) > 1e-6:
-        changed["fps"] = [video.fps, fps]
-    if size is not None and tuple(out.shape[1:3]) != tuple(size):
-        changed["size"] = [list(out.shape[1:3]), list(size)]
-        out = resize_cover(out, *size)
-    return Video(out, fps), (changed or None)
-
-
-class ExternalMethod(Method):
+class ExternalMethod(IngestMethod):
     name = "external"
     takes_argument = True
 
@@ -141,10 +109,17 @@ class ExternalMethod(Method):
             raise UserError(f"method '{self.name}' needs a config: {self.name}:CONFIG.yaml (see baselines/external.py)")
         self.config_path = Path(arg)
         self.config = load_config(self.config_path)
+        self.measures_generation = "command" in self.config  # reading an ingested file is no generation
 
-    @property
-    def label(self) -> str:
+    def default_label(self) -> str:
         return self.name
+
+    def ingest_folder(self, case: Case) -> Path | None:
+        return self.config["ingest"] / case.id if "ingest" in self.config else None
+
+    def protocol_of(self, case: Case, reference: Video) -> Protocol:
+        proto = self.config["protocol"]
+        return case_protocol(case, reference, proto.get("frames"), proto.get("fps"), proto.get("size"))
 
     def info(self) -> dict:
         c = self.config
@@ -160,13 +135,10 @@ class ExternalMethod(Method):
         ref_file = folder / "reference.mp4"
         if "command" in self.config and not ref_file.exists():
             write_video(ref_file, reference)
-        proto = self.config["protocol"]
-        target = {"frames": int(proto.get("frames", reference.num_frames)), "fps": float(proto.get("fps", reference.fps)),
-                  "size": tuple(proto["size"]) if "size" in proto else None}
-        return {"case": case, "folder": folder, "reference": ref_file, "target": target}
+        return {"case": case, "folder": folder, "reference": ref_file, "protocol": self.protocol_of(case, reference)}
 
     def _paths(self, state, prompt: str, seed: int) -> tuple[Path, Path, Path]:
-        stem = state["folder"] / f"{slugify(prompt)}__s{seed}"
+        stem = state["folder"] / f"{prompt_stem(prompt)}__s{seed}"
         return stem.with_suffix(".mp4"), stem.with_suffix(".log"), stem.with_suffix(".json")
 
     def _run(self, state, prompt: str, seed: int) -> dict:
@@ -216,17 +188,16 @@ class ExternalMethod(Method):
         if "command" in self.config:
             source = self._run(state, prompt, seed)
         else:
-            path = find_made_elsewhere(self.config["ingest"] / state["case"].id, prompt, seed)
+            case = state["case"]
+            path = find_made_elsewhere(self.ingest_folder(case), prompt, seed, case.target_prompts)
             source = {"system": self.name, "mode": "ingested", "file": str(path), "version": self.config.get("version")}
         try:
             raw = read_video(source["file"], min_frames=1)
         except VideoError as e:
             hint = f" (log: {source['log']})" if "log" in source else ""
             raise UserError(f"{self.name}: unusable output: {e}{hint}") from None
-        target = state["target"]
-        video, changed = to_protocol(raw, target["frames"], target["fps"], target["size"])
-        provenance = {**source, "original": {"frames": raw.num_frames, "fps": raw.fps, "size": list(raw.size)},
-                      "resampled": changed, "rule": RULE if changed else None}
+        video = self.take(raw, source["file"], state["protocol"])
+        provenance = {**source, **what_was_done(raw.num_frames, raw.fps, raw.size, state["protocol"])}
         atomic_write_text(sidecar, json.dumps(provenance, indent=1) + "\n")
         return video
 

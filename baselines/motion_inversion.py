@@ -49,6 +49,8 @@ def deepest_temporal_blocks(unet) -> list[str]:
 
 class MotionInversionMethod(TuningMethod):
     name = "motion-inversion"
+    unsupported_kinds = {"dit": "its motion embeddings enter the temporal transformers' positions, which a video "
+                                "diffusion transformer does not have (DeT's port to Q/K/V embeddings is not implemented)"}
     settings_key = "motion-inversion"
     defaults = {"loss": "eps_mse", "rule": "motion-embeddings", "lr": 0.02, "steps": 400, "max_grad_norm": None}
     default_inversion_steps = 50

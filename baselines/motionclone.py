@@ -81,6 +81,8 @@ class MotionCloneGuidance(Guidance):
 
 
 class MotionCloneMethod(GuidanceMethod):
+    unsupported_kinds = {"dit": "it guides with temporal self-attention probabilities (frames × frames per location), "
+                                "and a video diffusion transformer's attention runs over all space-time tokens: no port"}
     name = "motionclone"
     defaults = {"blocks": {"up_blocks.1": 2e4, "up_blocks.2": 1e4}, "scale": 1.0, "guided_share": 0.6,
                 "warm_up_share": 0.02, "inversion_steps": None}

@@ -23,6 +23,8 @@ from vmc.models.sparse_causal import enable_sparse_causal
 
 class TAVMethod(TuningMethod):
     name = "tav"
+    unsupported_kinds = {"dit": "Tune-A-Video's sparse-causal attention inflates a per-frame spatial attention, and a "
+                                "video diffusion transformer attends over all frames' tokens at once: no port"}
     settings_key = "tav"
     defaults = {"loss": "eps_mse", "rule": "tav", "lr": 3e-5, "steps": 500}
     default_inversion_steps = 50

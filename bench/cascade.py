@@ -2,7 +2,7 @@
 settings (75 / 75 / 125 / 50 steps, 8 → 29 frames, 40×64 → 160×256 → 320×576), random weights at the published
 sizes, fp16, each stage's model built before its stage and freed after it, as the cascade does.
 
-    python bench/cascade.py [--compile] [--tiny]
+    python bench/cascade.py [--compile] [--temporal-attention sdpa|short] [--tiny]
 
 Sizes: show-1-base and show-1-sr1 from their published configs (vmc/configs); interpolation = base with 7 input
 channels. SR2's UNet config is not in the stored hub copies: it is built at ModelScope / ZeroScope size (the
@@ -25,9 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.methods import cpu_threads, peak_gb, settle  # noqa: E402
+from vmc.backbones.show1 import CascadeSettings  # noqa: E402
 from vmc.configs import load_config  # noqa: E402
 from vmc.models import Show1UNet3D  # noqa: E402
-from vmc.pipelines.cascade import CascadeSettings  # noqa: E402
 
 MODELSCOPE = dict(in_channels=4, out_channels=4, act_fn="silu", attention_head_dim=64, cross_attention_dim=1024,
                   block_out_channels=[320, 640, 1280, 1280], layers_per_block=2, norm_num_groups=32,
@@ -51,29 +52,28 @@ def unet_configs(tiny: bool) -> dict:
     return {"keyframes": base, "interp": {**base, "in_channels": 7}, "sr1": sr1, "sr2": sr2}
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--compile", action="store_true", help="torch.compile each stage's UNet (compile time reported "
-                   "apart: a warm-up run per stage)")
-    p.add_argument("--tiny", action="store_true")
-    args = p.parse_args()
+TINY_SETTINGS = CascadeSettings(height=8, width=16, sr2_height=32, sr2_width=64, keyframe_steps=2, interp_steps=2,
+                                sr1_steps=2, sr2_steps=3)
+
+
+def run(tiny: bool, settings: CascadeSettings, device, dtype: torch.dtype, kind: str = "sdpa",
+        compile: bool = False, report=lambda line: None) -> dict:
+    """One prompt through the four stages, each stage's UNet (random weights at the published or tiny sizes,
+    its temporal attention computed by `kind`) built before its stage and freed after it. Returns per stage its seconds,
+    parameters (millions), peak GPU memory (GiB; None on a CPU) and output shape; `report` gets a line per
+    stage as it ends (and per compiled stage's warm-up)."""
     from diffusers import AutoencoderKL, DDPMScheduler, DPMSolverMultistepScheduler, VideoToVideoSDPipeline
     from diffusers.utils import logging
     from PIL import Image
 
-    from vmc.pipelines.cascade import to_uint8
+    from vmc.backbones import to_uint8
+    from vmc.models.short_attention import set_temporal_attention
     from vmc.pipelines.interpolation import InterpolationSampler
     from vmc.pipelines.keyframes import KeyframeSampler
     from vmc.pipelines.super_resolution import PixelSRSampler
 
     logging.set_verbosity_error()
-    cuda = torch.cuda.is_available() and not args.tiny
-    dev, dtype = (torch.device("cuda"), torch.float16) if cuda else (torch.device("cpu"), torch.float32)
-    s = CascadeSettings()
-    if args.tiny:
-        s = CascadeSettings(height=8, width=16, sr2_height=32, sr2_width=64, keyframe_steps=2, interp_steps=2,
-                            sr1_steps=2, sr2_steps=3)
-    configs = unet_configs(args.tiny)
+    dev, s, configs = torch.device(device), settings, unet_configs(tiny)
     t5_dim, clip_dim = configs["keyframes"]["encoder_hid_dim"], configs["sr2"]["cross_attention_dim"]
     g = torch.Generator(dev).manual_seed(0)
     text, negative = (torch.randn(1, 77, t5_dim, generator=g, device=dev, dtype=dtype) for _ in range(2))
@@ -84,8 +84,9 @@ def main():
         with torch.device(dev):
             torch.manual_seed(0)
             unet = Show1UNet3D.from_config(configs[stage]).to(dtype).eval()
+        set_temporal_attention(unet, kind)
         n = sum(q.numel() for q in unet.parameters()) / 1e6
-        return (torch.compile(unet) if args.compile else unet), n
+        return (torch.compile(unet) if compile else unet), n
 
     def keyframes(unet, _):
         return KeyframeSampler(unet, scheduler())(text, negative, s.num_frames, s.height, s.width, s.keyframe_steps,
@@ -105,7 +106,7 @@ def main():
     with torch.device(dev):
         vae = (AutoencoderKL(block_out_channels=(16, 16, 32, 32), norm_num_groups=16, layers_per_block=1,
                                                   down_block_types=("DownEncoderBlock2D",) * 4,
-                                                  up_block_types=("UpDecoderBlock2D",) * 4) if args.tiny else
+                                                  up_block_types=("UpDecoderBlock2D",) * 4) if tiny else
                AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2)).to(dtype).eval()
 
     def sr2(unet, video):
@@ -118,33 +119,45 @@ def main():
                    generator=torch.Generator(dev).manual_seed(0), output_type="pt").frames
         return out.permute(0, 2, 1, 3, 4) * 2 - 1
 
-    stages = {"keyframes": keyframes, "interp": interp, "sr1": sr1, "sr2": sr2}
+    results, video = {}, None
+    for name, stage in {"keyframes": keyframes, "interp": interp, "sr1": sr1, "sr2": sr2}.items():
+        unet, n = build(name)
+        settle(dev)
+        if compile:
+            t0 = time.perf_counter()
+            stage(unet, video)
+            report(f"  {name}: warm-up with compilation {time.perf_counter() - t0:.0f} s")
+        t0 = time.perf_counter()
+        video = stage(unet, video)
+        settle(dev)
+        results[name] = {"s": time.perf_counter() - t0, "params_m": n, "peak_gib": peak_gb(dev),
+                         "shape": tuple(video.shape)}
+        r = results[name]
+        peak = r["peak_gib"] if r["peak_gib"] is not None else float("nan")
+        report(f"{name:9s}: {r['s']:6.1f} s  {n:7.1f} M parameters  peak {peak:5.2f} GiB  → {r['shape']}")
+        del unet
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--compile", action="store_true", help="torch.compile each stage's UNet (compile time reported "
+                   "apart: a warm-up run per stage)")
+    p.add_argument("--temporal-attention", default="sdpa", choices=("sdpa", "short"),
+                   help="how every stage's temporal attention is computed (vmc/models/short_attention.py)")
+    p.add_argument("--tiny", action="store_true")
+    args = p.parse_args()
+    cuda = torch.cuda.is_available() and not args.tiny
+    dev, dtype = (torch.device("cuda"), torch.float16) if cuda else (torch.device("cpu"), torch.float32)
+    cpu_threads(dev)
     print(f"device {torch.cuda.get_device_name() if cuda else 'cpu'}, torch {torch.__version__}, "
           f"{'tiny' if args.tiny else 'published'} sizes, {'compiled' if args.compile else 'eager'} "
-          f"{str(dtype)[6:]}", flush=True)
-    total, video = 0.0, None
-    for name, run in stages.items():
-        unet, n = build(name)
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        if args.compile:
-            t0 = time.perf_counter()
-            run(unet, video)
-            print(f"  {name}: warm-up with compilation {time.perf_counter() - t0:.0f} s", flush=True)
-        t0 = time.perf_counter()
-        out = run(unet, video)
-        if cuda:
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        total += dt
-        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
-        print(f"{name:9s}: {dt:6.1f} s  {n:7.1f} M parameters  peak {peak:5.2f} GiB  → {tuple(out.shape)}", flush=True)
-        video = out
-        del unet
-        if cuda:
-            torch.cuda.empty_cache()
-    print(f"cascade  : {total:6.1f} s per prompt (target ≤ 60 s on one H100)")
+          f"{str(dtype)[6:]}, temporal attention {args.temporal_attention}", flush=True)
+    results = run(args.tiny, TINY_SETTINGS if args.tiny else CascadeSettings(), dev, dtype,
+                  args.temporal_attention, args.compile, report=lambda line: print(line, flush=True))
+    print(f"cascade  : {sum(r['s'] for r in results.values()):6.1f} s per prompt (target ≤ 60 s on one H100)")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.unet_keyframes import SIZE  # noqa: E402
+
+GUIDED = ("t2v", "motionclone", "dmt")
+
 
 def timed(fn) -> float:
     t0 = time.perf_counter()
@@ -64,58 +68,68 @@ def shapes(repeats: int, case_id: str, cache: Path):
             if state is not None:  # a guidance method (t2v adapts to nothing)
                 start, guidance = method.start(state["reference"], 0), method.make_guidance(state["reference"])
             times[name]["generate"].append(timed(lambda: method.generate(state, prompt, 0)))
-            times[name]["keyframes"].append(timed(lambda: method.cascade.keyframes(prompt, 0, start,
-                                                                                    guidance=guidance)))
+            times[name]["keyframes"].append(timed(lambda: method.cascade.sample_keyframes(prompt, 0, start,
+                                                                                           guidance=guidance)))
     print(f"shapes backbone, case {case_id}, {torch.get_num_threads()} thread(s), median of {repeats}")
     report(times)
 
 
-def show1_random(repeats: int):
+def show1_random(methods=GUIDED, repeats: int = 2, device="cuda", dtype=torch.float16, tiny: bool = False,
+                 steps: int = 75, size=SIZE, dmt_iterations: int = 10) -> dict[str, dict[str, list[float]]]:
+    """Seconds of the keyframe stage of each of `methods` (t2v and the guidance methods) at Show-1's size (or
+    tiny widths) with random weights, the guidance read from a random reference: `repeats` rounds after one that
+    warms up, the methods alternating within each round. DMT's official settings but `dmt_iterations`."""
     from diffusers import DPMSolverMultistepScheduler
 
     from baselines.dmt import DMTGuidance, DMTMethod, spatial_marginal_mean
     from baselines.motionclone import MotionCloneGuidance
+    from bench.cascade import unet_configs
+    from bench.unet_keyframes import build
     from vmc.configs import load_config
     from vmc.families.guidance import guided_steps
-    from vmc.models import Show1UNet3D
     from vmc.models.features import UNetFeatures
     from vmc.pipelines import KeyframeSampler
 
-    device, dtype, steps, shape = "cuda", torch.float16, 75, (1, 3, 8, 40, 64)
-    unet = Show1UNet3D.from_config(load_config("show1-base-unet")).to(device, dtype).eval()
+    config = unet_configs(tiny)["keyframes"]
+    unet = build(config, device, dtype)
     scheduler = lambda: DPMSolverMultistepScheduler.from_config(load_config("show1-base-scheduler"))  # noqa: E731
     s = scheduler()
     s.set_timesteps(steps)
     timesteps = [int(t) for t in s.timesteps]
     g = torch.Generator(device).manual_seed(0)
-    text, negative = (torch.randn(1, 77, 4096, generator=g, device=device, dtype=dtype) for _ in range(2))
-    reference = torch.randn(shape, generator=g, device=device, dtype=dtype)
+    text, negative = (torch.randn(1, 77, config["encoder_hid_dim"], generator=g, device=device, dtype=dtype)
+                      for _ in range(2))
+    reference = torch.randn(1, 3, *size, generator=g, device=device, dtype=dtype)
 
-    temporal = [n for n, _ in unet.named_modules() if n.startswith(("up_blocks.1.temp_attentions.",
-                "up_blocks.2.temp_attentions.")) and n.endswith(("attn1", "attn2"))]
-    attention = UNetFeatures(unet, attention_probs=temporal)
-    dmt_features = DMTMethod.defaults["features"]
-    outputs = UNetFeatures(unet, outputs=dmt_features)
-    mc_steps, dmt_steps = timesteps[:guided_steps(steps, 0.6)], timesteps[:guided_steps(steps, 0.4)]
-    with torch.no_grad():
-        mc = [{n: p.max(-1) for n, p in attention(reference, t, text).items()} for t in mc_steps]
-        dmt = [{n: spatial_marginal_mean(v) for n, v in outputs(reference, t, text).items()} for t in dmt_steps]
-    weights = {n: 2e4 if n.startswith("up_blocks.1") else 1e4 for n in temporal}
-    guidances = {"t2v": None,
-                 "motionclone": MotionCloneGuidance(mc, weights, mc_steps, s.alphas_cumprod, 1.0,
-                                                    guided_steps(steps, 0.02)),
-                 "dmt": DMTGuidance(dmt, dmt_features, dmt_steps,
-                                    torch.linspace(0.007, 0.004, len(dmt_steps)).tolist(), 10)}
+    def motionclone():
+        temporal = [n for n, _ in unet.named_modules() if n.startswith(("up_blocks.1.temp_attentions.",
+                    "up_blocks.2.temp_attentions.")) and n.endswith(("attn1", "attn2"))]
+        attention = UNetFeatures(unet, attention_probs=temporal)
+        guided = timesteps[:guided_steps(steps, 0.6)]
+        with torch.no_grad():
+            mc = [{n: p.max(-1) for n, p in attention(reference, t, text).items()} for t in guided]
+        weights = {n: 2e4 if n.startswith("up_blocks.1") else 1e4 for n in temporal}
+        return MotionCloneGuidance(mc, weights, guided, s.alphas_cumprod, 1.0, guided_steps(steps, 0.02))
+
+    def dmt():
+        features = DMTMethod.defaults["features"]
+        outputs = UNetFeatures(unet, outputs=features)
+        guided = timesteps[:guided_steps(steps, 0.4)]
+        with torch.no_grad():
+            means = [{n: spatial_marginal_mean(v) for n, v in outputs(reference, t, text).items()} for t in guided]
+        return DMTGuidance(means, features, guided, torch.linspace(0.007, 0.004, len(guided)).tolist(),
+                           dmt_iterations)
+
+    guidances = {name: {"t2v": lambda: None, "motionclone": motionclone, "dmt": dmt}[name]() for name in methods}
     times = {name: {"keyframes": []} for name in guidances}
     for r in range(repeats + 1):  # the first round warms up
         for name, guidance in guidances.items():
             sampler = KeyframeSampler(unet, scheduler())
-            took = timed(lambda: sampler(text, negative, 8, 40, 64, steps, 9.0, progress=False, guidance=guidance,
+            took = timed(lambda: sampler(text, negative, *size, steps, 9.0, progress=False, guidance=guidance,
                                          generator=torch.Generator(device).manual_seed(0)))
             if r:
                 times[name]["keyframes"].append(took)
-    print(f"Show-1 size, random weights, {torch.cuda.get_device_name()}, fp16, median of {repeats}")
-    report(times)
+    return times
 
 
 def main():
@@ -127,7 +141,9 @@ def main():
     p.add_argument("--show1-random", action="store_true", help="Show-1 size with random weights, on a GPU")
     args = p.parse_args()
     if args.show1_random:
-        show1_random(args.repeats)
+        times = show1_random(repeats=args.repeats)
+        print(f"Show-1 size, random weights, {torch.cuda.get_device_name()}, fp16, median of {args.repeats}")
+        report(times)
     else:
         shapes(args.repeats, args.case, args.cache)
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def setup():
     from vmc.backbones import resolve_backbone
-    from vmc.pipelines.cascade import Show1Cascade
+    from vmc.backbones.show1 import Show1Cascade
     from vmc.parameters import select_parameters
 
     cascade = Show1Cascade(resolve_backbone("shapes"), "cpu")

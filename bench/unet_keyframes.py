@@ -22,20 +22,51 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vmc.configs import load_config  # noqa: E402
+from bench.cascade import unet_configs  # noqa: E402
 from vmc.models import Show1UNet3D  # noqa: E402
 from vmc.models.short_attention import set_temporal_attention  # noqa: E402
 
+SIZE = (8, 40, 64)  # keyframes × height × width of Show-1's keyframe stage
 
-def timed(fn, iters: int) -> float:
+
+def timed(fn, iters: int, device) -> float:
+    """Seconds per call of `fn`, after 3 calls that warm up."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     for _ in range(3):
         fn()
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     for _ in range(iters):
         fn()
-    torch.cuda.synchronize()
+    sync()
     return (time.perf_counter() - t0) / iters
+
+
+def build(config: dict, device, dtype: torch.dtype) -> Show1UNet3D:
+    """A random UNet of `config`, initialised on `device` (random init of 1.73 B parameters on a CPU takes
+    longer than the measuring)."""
+    torch.manual_seed(0)
+    with torch.device(device):
+        return Show1UNet3D.from_config(config).to(dtype).eval()
+
+
+def inputs(config: dict, device, size=SIZE) -> tuple:
+    """A classifier-free-guidance batch of 2: the noisy keyframes, their timesteps, the T5 text embeddings."""
+    g = torch.Generator(device=device).manual_seed(0)
+    x = torch.randn(2, 3, *size, device=device, generator=g)
+    text = torch.randn(2, 77, config["encoder_hid_dim"], device=device, generator=g)
+    return x, torch.tensor([500, 500], device=device), text
+
+
+def evaluation(model, kind: str, dtype: torch.dtype, batch: tuple, iters: int) -> tuple[float, torch.Tensor]:
+    """Seconds per evaluation of `model` in `dtype` with its temporal attention computed by `kind`, and its
+    output."""
+    set_temporal_attention(model, kind)
+    x, t, text = batch
+    m = model.to(dtype=dtype)
+    with torch.inference_mode():
+        run = lambda: m(x.to(dtype), t, text.to(dtype)).sample  # noqa: E731
+        return timed(run, iters, x.device), run().float()
 
 
 def main():
@@ -51,23 +82,17 @@ def main():
         p.error(f"--temporal-attention {args.temporal_attention!r}: each kind is 'sdpa' or 'short'")
     torch.backends.cuda.matmul.allow_tf32 = True
     dev = torch.device("cuda")
-    torch.manual_seed(0)
-    model = Show1UNet3D.from_config(load_config("show1-base-unet")).eval()
+    config = unet_configs(tiny=False)["keyframes"]
+    model = build(config, dev, torch.float16)
     print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}; "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
-    g = torch.Generator(device=dev).manual_seed(0)
-    x = torch.randn(2, 3, 8, 40, 64, device=dev, generator=g)
-    text = torch.randn(2, 77, 4096, device=dev, generator=g)
-    t = torch.tensor([500, 500], device=dev)
+    batch = inputs(config, dev)
+    x, t, text = batch
     results = {}
 
     def measure(kind: str, dtype: torch.dtype):
-        set_temporal_attention(model, kind)
-        m = model.to(dev, dtype)
         key = f"{str(dtype)[6:]} {kind}"
-        with torch.inference_mode():
-            run = lambda: m(x.to(dtype), t, text.to(dtype)).sample  # noqa: E731
-            results[key] = (timed(run, args.iters), run().float())
+        results[key] = evaluation(model, kind, dtype, batch, args.iters)
         print(f"eager {key:15s}: {results[key][0] * 1e3:7.1f} ms/eval, "
               f"{results[key][0] * args.steps:5.2f} s for {args.steps} steps", flush=True)
 
@@ -88,7 +113,7 @@ def main():
             t0 = time.perf_counter()
             out = run().float()
             print(f"compile time: {time.perf_counter() - t0:.0f} s")
-            dt = timed(run, args.iters)
+            dt = timed(run, args.iters, dev)
         err = ((out - ref).abs().max() / ref.abs().max()).item()
         print(f"compiled fp16 {fastest}: {dt * 1e3:7.1f} ms/eval, {dt * args.steps:5.2f} s for {args.steps} steps; "
               f"max |Δ| vs eager fp16 {kinds[0]} = {err:.2e} of max |out|")

@@ -26,6 +26,11 @@ class RunInfo:
     path: Path
     status: str    # "ok", "empty" (no scored videos yet) or "partial" (results but no summary.csv yet)
     message: str = ""
+    methods: tuple[str, ...] | None = None  # the methods chosen in the sidebar (None: all)
+
+    def keep(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of `frame` (a `method` column) of the chosen methods."""
+        return frame if self.methods is None or frame.empty else frame[frame["method"].isin(self.methods)]
 
 
 def _mtime(path: Path) -> float:
@@ -33,7 +38,8 @@ def _mtime(path: Path) -> float:
 
 
 def find_runs(root: Path) -> list[RunInfo]:
-    """Run directories directly under `root` (or `root` itself), each with its status."""
+    """Run directories directly under `root` (or `root` itself), each with its status, the most recently
+    written first."""
     if not root.is_dir():
         return []
     candidates = [root] if (root / "run.json").exists() or (root / "results.jsonl").exists() else []
@@ -49,7 +55,23 @@ def find_runs(root: Path) -> list[RunInfo]:
             runs.append(RunInfo(name, p, "partial", "summary.csv is not written yet; the run may still be going"))
         else:
             runs.append(RunInfo(name, p, "ok"))
-    return runs
+    return sorted(runs, key=lambda r: -max(_mtime(r.path / "results.jsonl"), _mtime(r.path / "run.json")))
+
+
+def unreadable(run: RunInfo) -> str | None:
+    """Why a run folder cannot be fully read (a bad line in results.jsonl, a broken run.json or summary.csv),
+    in one line naming the file; None when it reads."""
+    try:
+        if (run.path / "run.json").exists():
+            RunFolder(run.path).config
+        load_records(run.path)
+        if (run.path / "summary.csv").exists():
+            load_summary(run.path)
+    except UserError as e:
+        return str(e)
+    except (ValueError, OSError) as e:  # pandas' parser errors are ValueErrors
+        return f"{run.path / 'summary.csv'}: not readable ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    return None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -4,6 +4,16 @@ each metric's own options (declared by the metric class, so a registered metric 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+
+def method_options() -> dict:
+    """What the environment tells the methods a command creates (eval.methods.create_method): $VMC_BACKBONE, the
+    backbone of a method named without one, and $VMC_CACHE, the user cache that holds the tiny models. Read here,
+    by the command lines, and passed down."""
+    cache = os.environ.get("VMC_CACHE")
+    return {"default_backbone": os.environ.get("VMC_BACKBONE"), "cache": Path(cache) if cache else None}
 
 
 def add_metric_args(p: argparse.ArgumentParser):

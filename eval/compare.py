@@ -27,6 +27,7 @@ from eval.metrics import all_fields, field_info
 from eval.record import Record
 from eval.results import UNITS, atomic_write_text, unit_ci95
 from eval.rundir import RunFolder
+from eval.spreadsheet import frame_to_csv
 
 ALPHA = 0.05
 
@@ -151,7 +152,7 @@ def main(argv=None):
     metrics = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     table = compare(folder.records(), labels[0], labels[1:], metrics, args.unit, args.by_case)
     out = args.run / f"compare_{labels[0]}_vs_{'+'.join(labels[1:])}{'_by_case' if args.by_case else ''}.csv"
-    atomic_write_text(out, table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out, frame_to_csv(table, index=False, float_format="%.6g"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nwritten to {out}")
 

@@ -67,11 +67,12 @@ def total_threads() -> int:
     return torch.get_num_threads()
 
 
-def launch_local(jobs: int, module: str, argv: list[str], threads: int, lock_fd: int | None = None) -> int:
+def launch_local(jobs: int, module: str, argv: list[str], threads: int, lock_fd: int | None = None,
+                 interrupted: str = "finished items are kept; rerun the same command to resume") -> int:
     """Run `python -m module argv` as `jobs` ranks on this machine, with `threads` CPU threads each, as
     torchrun would; wait for all of them, and stop the others as soon as one fails. A worker that fails prints
     its own error; one killed by a signal is reported here. `lock_fd`: the run folder's lock, inherited by the
-    workers (eval.rundir.WriterLock). Returns the exit status."""
+    workers (eval.rundir.WriterLock); `interrupted`: what to say on Ctrl-C. Returns the exit status."""
     import socket
     import subprocess
     import sys
@@ -102,8 +103,9 @@ def launch_local(jobs: int, module: str, argv: list[str], threads: int, lock_fd:
             if failed or all(c == 0 for c in codes):
                 break
             time.sleep(0.2)
-    except KeyboardInterrupt:  # the workers got the same signal: let them save and exit
+    except KeyboardInterrupt:  # the workers got the same signal: let them save and exit, quietly
         failed = [(None, 130)]
+        print(f"interrupted: {interrupted}", file=sys.stderr)
     for p in procs:
         if p.poll() is None:
             p.terminate()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
+
+from eval import progress
 
 
 class UserError(Exception):
@@ -30,13 +33,18 @@ def read_json(path: Path, encoding: str = "utf-8"):
         return json.loads(Path(path).read_text(encoding=encoding))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
 
 
 def cli_main(fn):
-    """Wrap a CLI entry point: a UserError prints `error: …` on stderr and exits with status 2."""
+    """Wrap a CLI entry point: a UserError prints `error: …` on stderr and exits with status 2. Where a command
+    starts, it reads what the environment says for the whole process: whether inner progress bars show
+    (eval.progress)."""
 
     @functools.wraps(fn)
     def wrapper(argv=None):
+        progress.show_inner_bars(os.environ.get(progress.ENV, "1") != "0")
         try:
             return fn(argv)
         except UserError as e:

@@ -2,8 +2,9 @@
 
 A manifest is either a list of cases or a mapping with `cases:` and optional `name`, `description`, `source`,
 `root` (where reference paths are resolved, relative to the manifest; default its own folder), `defaults`
-(`frames`, `fps` for every case) and `metrics` (`clip_model`, `clip_pretrained`: the benchmark's default CLIP;
-`oracle: shapes` adds the shapes-world oracle metrics, which read a case's `meta.reference_prompt`).
+(`frames`, `fps`, `size` for every case) and `metrics` (`clip_model`, `clip_pretrained`: the benchmark's default
+CLIP; `oracle: shapes` adds the shapes-world oracle metrics, which read a case's `meta.reference_prompt`;
+`dino_model` the default of `--dino-model`; `mtbench: true` adds MTBench's metrics, `tracks_mtbench` and `dino`).
 Every error names the file, the case and the field.
 """
 
@@ -21,8 +22,10 @@ import yaml
 from eval.errors import ManifestError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-CASE_FIELDS = {"id", "reference", "train_prompt", "target_prompts", "frames", "fps", "optional", "meta"}
+CASE_FIELDS = {"id", "reference", "train_prompt", "target_prompts", "frames", "fps", "size", "optional", "meta",
+               "mask"}
 TOP_FIELDS = {"name", "description", "source", "root", "defaults", "metrics", "cases"}
+METRICS_FIELDS = {"clip_model", "clip_pretrained", "oracle", "dino_model", "mtbench"}
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -36,11 +39,29 @@ class Case:
     fps: float | None = None
     optional: bool = False
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    mask: Path | None = None  # a foreground mask of the reference's first frame (an image; MTBench's tracks use it)
+    # [height, width] that videos made elsewhere are brought to (eval.protocol); None: the reference clip's
+    size: tuple[int, int] | None = None
 
     def load_reference(self):
         from eval.video import read_video
 
         return read_video(self.reference, num_frames=self.frames, fps=self.fps)
+
+    def load_mask(self):
+        """The reference's first-frame mask as a bool H×W array (any nonzero pixel is foreground), or None."""
+        if self.mask is None:
+            return None
+        import numpy as np
+        from PIL import Image
+
+        from eval.errors import UserError
+
+        try:
+            with Image.open(self.mask) as im:
+                return np.asarray(im.convert("L")) > 0
+        except (OSError, ValueError) as e:
+            raise UserError(f"{self.mask}: case '{self.id}': cannot read its mask image ({e})") from None
 
     def fingerprint(self) -> str:
         """Hash of everything that defines the case, reference content included (for caching adaptations)."""
@@ -119,21 +140,29 @@ def _parse_case(path: Path, root: Path, i: int, raw, defaults: dict) -> Case:
     targets = tuple(_check_prompt(path, where, f"target_prompts[{j}]", t) for j, t in enumerate(targets))
     if len(set(targets)) != len(targets):
         _fail(path, where, "field 'target_prompts' lists a prompt twice")
-    merged = {**defaults, **{k: v for k, v in raw.items() if k in ("frames", "fps")}}
-    frames, fps = merged.get("frames"), merged.get("fps")
+    merged = {**defaults, **{k: v for k, v in raw.items() if k in ("frames", "fps", "size")}}
+    frames, fps, size = merged.get("frames"), merged.get("fps"), merged.get("size")
     if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 2):
         _fail(path, where, f"field 'frames' must be an integer ≥ 2, got {frames!r}")
     if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
         _fail(path, where, f"field 'fps' must be a positive number, got {fps!r}")
+    if size is not None and not (isinstance(size, list) and len(size) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        _fail(path, where, f"field 'size' must be [height, width] in pixels, got {size!r}")
     meta = raw.get("meta", {})
     if not isinstance(meta, dict):
         _fail(path, where, f"field 'meta' must be a mapping, got {type(meta).__name__}")
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         _fail(path, where, f"field 'optional' must be true or false, got {optional!r}")
+    mask = raw.get("mask")
+    if mask is not None and (not isinstance(mask, str) or not mask.strip()):
+        _fail(path, where, f"field 'mask' must be the path of an image, got {mask!r}")
     return Case(id=cid, reference=(root / ref).resolve(), train_prompt=_check_prompt(path, where, "train_prompt",
                 raw["train_prompt"]), target_prompts=targets, frames=frames,
-                fps=float(fps) if fps is not None else None, optional=optional, meta=meta)
+                fps=float(fps) if fps is not None else None, optional=optional, meta=meta,
+                size=tuple(size) if size is not None else None,
+                mask=(root / mask).resolve() if mask else None)
 
 
 def load_benchmark(name_or_path: str | Path, data_root: str | Path | None = None, check_files: bool = True,
@@ -159,11 +188,13 @@ def load_benchmark(name_or_path: str | Path, data_root: str | Path | None = None
     if not isinstance(raw["cases"], list) or not raw["cases"]:
         raise ManifestError(f"{path}: field 'cases' must be a non-empty list")
     defaults = raw.get("defaults") or {}
-    if not isinstance(defaults, dict) or set(defaults) - {"frames", "fps"}:
-        raise ManifestError(f"{path}: field 'defaults' may only set 'frames' and 'fps'")
+    if not isinstance(defaults, dict) or set(defaults) - {"frames", "fps", "size"}:
+        raise ManifestError(f"{path}: field 'defaults' may only set 'frames', 'fps' and 'size'")
     metrics = raw.get("metrics") or {}
-    if not isinstance(metrics, dict) or set(metrics) - {"clip_model", "clip_pretrained", "oracle"}:
-        raise ManifestError(f"{path}: field 'metrics' may only set 'clip_model', 'clip_pretrained' and 'oracle'")
+    if not isinstance(metrics, dict) or set(metrics) - METRICS_FIELDS:
+        raise ManifestError(f"{path}: field 'metrics' may only set {', '.join(map(repr, sorted(METRICS_FIELDS)))}")
+    if not isinstance(metrics.get("mtbench", False), bool):
+        raise ManifestError(f"{path}: field 'metrics.mtbench' must be true or false, got {metrics['mtbench']!r}")
     if metrics.get("oracle") not in (None, "shapes"):
         raise ManifestError(f"{path}: field 'metrics.oracle' must be 'shapes' (the only world with an oracle), "
                             f"got {metrics['oracle']!r}")
@@ -188,5 +219,9 @@ def load_benchmark(name_or_path: str | Path, data_root: str | Path | None = None
         for c in missing:
             warn(f"note: {path.name}: skipping optional case '{c.id}': {c.reference} not found")
         cases = [c for c in cases if c not in missing]
+        masks = [c for c in cases if c.mask is not None and not c.mask.is_file()]
+        if masks:
+            raise ManifestError(f"{path}: {len(masks)} mask(s) missing: "
+                                + ", ".join(f"{c.id} ({c.mask})" for c in masks))
     return Benchmark(name=str(raw.get("name", path.stem)), path=path, cases=cases,
                      description=str(raw.get("description", "")), metrics=metrics)

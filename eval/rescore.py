@@ -76,7 +76,8 @@ def rescore(folder: RunFolder, records: list[Record], benchmark, scorer) -> list
             video = read_video(folder.video(r))
             t0 = time.perf_counter()
             scored = scorer.score_many([Sample(video.frames, r.prompt, references[case.id],
-                                               case.meta.get("reference_prompt"))])[0]
+                                               case.meta.get("reference_prompt"),
+                                               reference_mask=case.load_mask())])[0]
             score_s = round(time.perf_counter() - t0, 4)
             done[r.key] = replace(r, **scored, timing=replace(r.timing or Timing(), score_s=score_s))
             folder.append([done[r.key]], PARTIAL)

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from eval.record import Record
+from eval.spreadsheet import frame_to_csv
 
 SUMMARY_COLUMNS = ["method", "metric", "n", "n_undefined", "n_units", "mean", "ci95_low", "ci95_high", "std",
                    "spec_id"]
@@ -90,7 +91,7 @@ def summarize(records: list[Record], methods_order: list[str] | None = None) -> 
 
 
 def write_summary(df: pd.DataFrame, path: Path):
-    atomic_write_text(path, df.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(path, frame_to_csv(df, index=False, float_format="%.6g"))
 
 
 def format_table(df: pd.DataFrame, metrics: list[str] | None = None) -> str:

@@ -154,7 +154,13 @@ def main(argv=None):
     rows = read_prompts(args.prompts, args.videos, default_method=args.videos.resolve().name, out=out)
     scorer = build_scorer(args)
     with out.lock():
-        _score_folder(args, out, rows, scorer)
+        fresh = not out.run_json.exists()
+        try:
+            _score_folder(args, out, rows, scorer)
+        except BaseException:
+            if fresh and not out.records():  # nothing scored: leave no run.json to bind the next command
+                out.run_json.unlink(missing_ok=True)
+            raise
 
 
 def _score_folder(args, out: RunFolder, rows: list[dict], scorer):

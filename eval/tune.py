@@ -82,11 +82,12 @@ def parse_fixed(items: list[str]) -> dict:
 
 
 def resolve_methods(text: str, device: str | None) -> dict:
+    from eval.cli_common import method_options
     from eval.methods import create_method
 
     methods, refused = {}, []
     for spec in (s.strip() for s in text.split(",") if s.strip()):
-        method = create_method(spec, device=device)
+        method = create_method(spec, device=device, options=method_options())
         if not method.search_space():
             refused.append(method.label)
         methods[method.label] = (spec, method)

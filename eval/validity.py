@@ -5,7 +5,8 @@ with the oracle): the Spearman rank correlation over all videos of the run betwe
 field its metric names as its check (every CLIP field and `oracle_appearance`, every flow and track field and
 `oracle_motion`; a lower-is-better field agrees with the oracle when its correlation is negative), with a 95%
 bootstrap interval that resamples target prompts (each with all its videos: its seeds and methods are not
-independent of one another), and the numbers of videos and prompts. Writes RUN_DIR/validity.csv and prints the table.
+independent of one another), and the numbers of videos and prompts. Writes RUN_DIR/validity.csv and prints the table;
+with --per-method also the same within each method's videos alone (RUN_DIR/validity_per_method.csv).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from eval.metrics import all_fields, field_info
 from eval.record import Record
 from eval.results import atomic_write_text
 from eval.rundir import RunFolder
+from eval.spreadsheet import frame_to_csv
 
 
 def pairs(records: list[Record]) -> list[tuple[str, str]]:
@@ -58,6 +60,15 @@ def validity(records: list[Record], resamples: int = 1000, seed: int = 0) -> pd.
     return pd.DataFrame(rows)
 
 
+READING_NOTE = """How to read it: rho > 0 means the field ranks the videos as the oracle does (for a lower-is-better field,
+agreement is rho < 0); an interval that holds 0 is no evidence either way. A field that disagrees (rho < 0 for a
+higher-is-better field) prefers the videos the oracle rates worse. Pooled over methods, that can come from the
+methods themselves: one method may score high on the field for another reason than what the oracle checks (a
+video that copies the reference's look keeps CLIP's consistency high while missing the prompt's colour). Within
+one method (--per-method) that reason is gone: a field that agrees within each method but not pooled is
+confounded by the method, and one that still disagrees within methods measures something else than its oracle."""
+
+
 @cli_main
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m eval.validity", description=__doc__.split("\n\n")[1])
@@ -66,6 +77,9 @@ def main(argv=None):
                    help="comma-separated methods whose videos count (default: all but `reference`, which shows the "
                         "reference's own object, so its flow and track metrics are perfect while its oracle_motion, "
                         "which follows the target prompt's object, is 0 by construction)")
+    p.add_argument("--per-method", action="store_true",
+                   help="also each method's videos alone (RUN_DIR/validity_per_method.csv): the agreement within "
+                        "a method, without the differences between methods")
     args = p.parse_args(argv)
     folder = RunFolder(args.run)
     if not folder.results.is_file():
@@ -81,9 +95,18 @@ def main(argv=None):
         raise UserError(f"--methods: {', '.join(unknown)} not in this run (methods: {', '.join(present)})")
     records = [r for r in records if r.method in wanted]
     table = validity(records)
-    atomic_write_text(args.run / "validity.csv", table.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(args.run / "validity.csv", frame_to_csv(table, index=False, float_format="%.4f"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nover the videos of {', '.join(wanted)}; written to {args.run / 'validity.csv'}")
+    if args.per_method:
+        per = pd.concat([validity([r for r in records if r.method == m]).assign(method=m) for m in wanted],
+                        ignore_index=True)
+        per = per[["method", *[c for c in per.columns if c != "method"]]]
+        out = args.run / "validity_per_method.csv"
+        atomic_write_text(out, frame_to_csv(per, index=False, float_format="%.4f"))
+        print("\nwithin each method:\n" + per.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"\nwritten to {out}")
+    print("\n" + READING_NOTE)
 
 
 if __name__ == "__main__":

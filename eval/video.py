@@ -248,3 +248,22 @@ def write_video(path: str | os.PathLike, video: Video, crf: int = 17) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def video_geometry(path: str | os.PathLike, decode: bool = False) -> tuple[int, float, tuple[int, int]]:
+    """(frames, fps, (height, width)) of a video file: from its header where it declares its frame count,
+    else (or with `decode`) by reading it, which also proves every frame decodes. A VideoError names the file."""
+    path = Path(path)
+    if not decode and path.is_file() and path.suffix.lower() != ".gif":
+        import av
+
+        try:
+            with _quiet_stderr(), av.open(str(path)) as container:
+                stream = container.streams.video[0] if container.streams.video else None
+                if stream is not None and stream.frames and stream.average_rate:
+                    ctx = stream.codec_context
+                    return int(stream.frames), float(stream.average_rate), (ctx.height, ctx.width)
+        except av.error.FFmpegError:
+            pass  # reading it says what is wrong
+    video = read_video(path, min_frames=1)
+    return video.num_frames, video.fps, video.size

@@ -18,11 +18,12 @@ import pandas as pd
 
 from eval.errors import UserError, cli_main
 from eval.results import atomic_write_text
+from eval.spreadsheet import frame_to_csv
+from human_study.config import load_config
 from human_study.design import build_study, load_study, write_media
 from human_study.exclusion import Rules, apply_exclusions
 from human_study.export import FORMATS
 from human_study.ingest import REFERENCE, Collector, ingest
-from human_study.questions import LABELS
 from human_study.stats import (N_BOOTSTRAP, agreement, method_differences, method_means, paper_table,
                                significance)
 
@@ -46,6 +47,9 @@ def parse_args(argv):
                                             "https://app.prolific.com/submissions/complete?cc=CODE")
     e.add_argument("--post-url", help="the HTML form also POSTs its answers (JSON) to this URL")
     e.add_argument("--force", action="store_true", help="replace an existing study folder")
+    e.add_argument("--config", type=Path, default=None, metavar="FILE",
+                   help="YAML: title, instructions, consent, duration_minutes, questions, scale, autoplay, loop "
+                        "(each optional; default: the VMC study's four questions on 1–5, no consent text)")
 
     a = sub.add_parser("aggregate", help="ingest answers, unblind, exclude, and write the statistics")
     a.add_argument("--study", type=Path, required=True, help="study folder written by export")
@@ -70,8 +74,11 @@ def export(args):
             raise UserError(f"unknown format '{f}' (formats: {', '.join(FORMATS)}, all)")
     if args.out.exists() and any(args.out.iterdir()) and not args.force:
         raise UserError(f"{args.out}: already exists and is not empty (use --force to replace it)")
-    study = build_study(args.run, methods, seed=args.seed, max_items=args.max_items, checks=args.checks)
-    options = {"media_url": args.media_url, "completion_url": args.completion_url, "post_url": args.post_url}
+    config = load_config(args.config)
+    study = build_study(args.run, methods, seed=args.seed, max_items=args.max_items, checks=args.checks,
+                        questions=config["questions"], scale=config["scale"])
+    options = {"media_url": args.media_url, "completion_url": args.completion_url, "post_url": args.post_url,
+               "form": config["form"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.", dir=args.out.parent))
     try:
@@ -141,7 +148,7 @@ def aggregate(args):
     tests = significance(scored, methods, questions, against)
     differences = method_differences(scored, methods, questions, against, n_boot=args.bootstrap, seed=study["seed"])
     alpha = agreement(scored, questions, [int(s) for s in study["scores"]])
-    md, tex = paper_table(means, methods, questions, LABELS)
+    md, tex = paper_table(means, methods, questions, {q["id"]: q["label"] for q in study["questions"]})
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -149,7 +156,7 @@ def aggregate(args):
                         ("agreement.csv", alpha),
                         ("exclusions.csv", pd.DataFrame(exclusions)), ("answers.csv", answers),
                         ("unplayable.csv", unplayable), ("problems.csv", problems)):
-        atomic_write_text(out / name, frame.to_csv(index=False))
+        atomic_write_text(out / name, frame_to_csv(frame, index=False))
     atomic_write_text(out / "table.md", md)
     atomic_write_text(out / "table.tex", tex)
 

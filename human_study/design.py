@@ -48,9 +48,10 @@ def _token(rng: random.Random, used: set, prefix: str) -> str:
 
 
 def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, max_items: int | None = None,
-                checks: int | None = None) -> Study:
+                checks: int | None = None, questions: list[dict] = QUESTIONS,
+                scale: dict[int, str] = ANCHORS) -> Study:
     """Choose items, blind the candidates and place the attention checks (`checks` of each kind; default one per
-    five items, at least one)."""
+    five items, at least one). `questions`, `scale`: what raters answer (human_study.config)."""
     run_dir = Path(run_dir)
     if not methods:
         raise UserError("no methods given (use --methods a,b,...)")
@@ -81,6 +82,14 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
     if not 0 <= n_checks <= n_items:
         raise UserError(f"--checks must be between 0 and the number of items ({n_items})")
     prompts = {k[1] for k in complete}
+    ids = {q["id"] for q in questions}
+    for rule in DEFAULT_CHECK_RULES.values():
+        bound = rule.get("min", rule.get("max"))
+        if n_checks and (rule["question"] not in ids or not min(scale) < bound < max(scale)):
+            raise UserError(f"the attention checks ask for question '{rule['question']}' rated "
+                            f"{'≥' if 'min' in rule else '≤'} {bound} inside the scale; this study's questions "
+                            f"({', '.join(sorted(ids))}) or scale ({min(scale)}–{max(scale)}) have no room for it: "
+                            "use --checks 0 to go without checks")
     if n_checks and len(prompts) < 2:
         raise UserError("the mismatched-prompt attention check needs items with at least two different prompts; "
                         "use --checks 0 to go without checks")
@@ -125,34 +134,48 @@ def build_study(run_dir: str | os.PathLike, methods: list[str], seed: int = 0, m
 
     study_id = f"study-{random.Random(f'{seed}|{run_dir.resolve()}|{methods}').getrandbits(32):08x}"
     public = {"format": "likert-study", "version": FORMAT_VERSION, "study_id": study_id, "seed": seed,
-              "questions": QUESTIONS, "scores": {str(k): v for k, v in ANCHORS.items()}, "items": items}
+              "questions": questions, "scores": {str(k): v for k, v in scale.items()}, "items": items}
     key = {"study_id": study_id, "run": str(run_dir.resolve()), "methods": methods, "seed": seed,
            "check_rules": DEFAULT_CHECK_RULES, "blind": blind}
     return Study(public, key, media)
 
 
 def write_media(study: Study, rater_dir: Path):
-    """Copy every output under its opaque name; re-encode references (they may be GIFs or frame folders)."""
+    """Copy every output under its opaque name; re-encode references (they may be GIFs or frame folders). The
+    media of one item share one frame count, frame rate and size, so that no video stands out by its sharpness
+    or speed: those of most of its outputs (ties: the first method's), the others brought to them by the rule of
+    videos made elsewhere (eval.protocol)."""
     from tqdm import tqdm
 
-    from eval.video import read_video, write_video
+    from eval.protocol import Protocol, to_protocol
+    from eval.video import read_video, video_geometry, write_video
 
     media_dir = rater_dir / "media"
     media_dir.mkdir(parents=True, exist_ok=True)
-    encoded: dict[Path, Path] = {}
+
+    def file_of(source) -> Path:
+        path = Path(source["reference"]) if isinstance(source, dict) else source
+        if not isinstance(source, dict) and not path.is_file():
+            raise UserError(f"{source}: video listed in the run's results.jsonl is missing")
+        return path
+
+    geometry = {name: video_geometry(file_of(source)) for name, source in study.media.items()}
+    target = {}
+    for item in study.items:
+        names = {Path(item["reference"]).name, *(Path(c["video"]).name for c in item["candidates"])}
+        outputs = [geometry[n] for n in study.media if n in names and not isinstance(study.media[n], dict)]
+        frames, fps, size = max(outputs, key=outputs.count) if outputs else geometry[Path(item["reference"]).name]
+        target.update({n: Protocol(frames, fps, tuple(size)) for n in names})
+    encoded: dict[tuple, Path] = {}
     for name, source in tqdm(sorted(study.media.items()), desc="media", unit="video", dynamic_ncols=True):
-        target = media_dir / name
-        if isinstance(source, dict):
-            ref = Path(source["reference"])
-            if ref in encoded:
-                shutil.copyfile(encoded[ref], target)
-            else:
-                write_video(target, read_video(ref))
-                encoded[ref] = target
+        path, out, protocol = file_of(source), media_dir / name, target[name]
+        if (path, protocol) in encoded:
+            shutil.copyfile(encoded[path, protocol], out)
+        elif not isinstance(source, dict) and not protocol.differences(*geometry[name]):
+            shutil.copyfile(path, out)
         else:
-            if not source.is_file():
-                raise UserError(f"{source}: video listed in the run's results.jsonl is missing")
-            shutil.copyfile(source, target)
+            write_video(out, to_protocol(read_video(path), protocol)[0])
+            encoded[path, protocol] = out
 
 
 def load_study(study_dir: str | os.PathLike) -> tuple[dict, dict]:

@@ -139,8 +139,13 @@ def parse_score(value) -> int | None:
 
 
 def _read_csv(path: Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}); export or save the answers as UTF-8 CSV") from None
+    except csv.Error as e:
+        raise UserError(f"{path}: not a readable CSV ({e})") from None
 
 
 def _csv_rows(rows: list[list[str]], header_rows: int = 1):
@@ -196,6 +201,13 @@ def _rater_of(completed_by) -> str:
     if isinstance(completed_by, dict):
         return str(completed_by.get("email") or completed_by.get("id") or "")
     return "" if completed_by is None else str(completed_by)
+
+
+def is_labelstudio_export(data) -> bool:
+    """Label Studio's JSON export: a non-empty list of tasks, each an object with its `data` and `annotations`."""
+    return isinstance(data, list) and bool(data) and all(
+        isinstance(t, dict) and isinstance(t.get("data"), dict) and isinstance(t.get("annotations"), list)
+        for t in data)
 
 
 def ingest_labelstudio(c: Collector, path: Path, tasks: list):
@@ -271,13 +283,14 @@ def ingest(paths: list[Path], study: dict) -> Collector:
             raise UserError(f"{path}: no such answers file")
         if path.suffix.lower() == ".json":
             data = read_json(path, encoding="utf-8-sig")
-            if isinstance(data, list):
+            if is_labelstudio_export(data):
                 ingest_labelstudio(c, path, data)
             elif isinstance(data, dict) and data.get("format") == "likert-study/answers":
                 ingest_html_json(c, path, data, study)
             else:
-                raise UserError(f"{path}: unrecognised JSON (expected the HTML form's answers or a Label Studio "
-                                f"export)")
+                raise UserError(f"{path}: unrecognised JSON (expected the HTML form's answers, an object with "
+                                f"\"format\": \"likert-study/answers\", or a Label Studio export, a non-empty list "
+                                f"of tasks with 'data' and 'annotations')")
             continue
         rows = _read_csv(path)
         if not rows:

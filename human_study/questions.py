@@ -21,7 +21,6 @@ QUESTIONS = [
      "text": "How smooth and consistent is this video over time (no flicker, no jumps, stable objects)?"},
 ]
 QUESTION_IDS = tuple(q["id"] for q in QUESTIONS)
-LABELS = {q["id"]: q["label"] for q in QUESTIONS}
 
 
 def anchor_label(score: int) -> str:

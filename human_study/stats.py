@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from eval.table import tex_escape
+
 N_BOOTSTRAP = 2000
 
 
@@ -190,8 +192,3 @@ def paper_table(means: pd.DataFrame, methods: list[str], questions: list[str], l
     tex += [r"\bottomrule", r"\end{tabular}"]
     note = "Likert 1–5, mean [95% CI, bootstrap over raters and prompts]; best per column in bold."
     return "\n".join(md) + f"\n\n{note}\n", "\n".join(tex) + f"\n% {note}\n"
-
-
-def tex_escape(text: str) -> str:
-    """LaTeX-safe text for table cells."""
-    return "".join("\\" + ch if ch in "&%$#_{}" else ch for ch in str(text))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from eval.methods import slugify
+from eval.naming import video_name
 from tests.conftest import moving_square
 
 METRIC_SPECS = {"text_alignment": "spec-clip", "clip_score": "spec-clip", "temporal_consistency": "spec-clip",
@@ -40,7 +40,7 @@ def make_run(root: Path, methods=("vmc", "tav", "t2v"), cases=None, seeds=(0,), 
         for k, (case, prompts) in enumerate(cases.items()):
             for p_i, prompt in enumerate(prompts):
                 for seed in seeds:
-                    rel = f"videos/{method}/{case}/{slugify(prompt)}__s{seed}.mp4"
+                    rel = f"videos/{method}/{case}/{video_name(prompt, seed)}"
                     clip = moving_square(frames, size, size, vx=1 + k, vy=m_i, seed=100 * m_i + 10 * p_i + seed)
                     write_video(root / "run" / rel, Video(clip, 8))
                     q = quality[method]

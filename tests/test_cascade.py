@@ -9,7 +9,7 @@ from conftest import run_main
 from eval.errors import UserError
 from eval.video import read_video
 from vmc.generate import main as generate_main
-from vmc.pipelines.cascade import Backbone, Show1Cascade
+from vmc.backbones.show1 import Show1Cascade
 
 FAST = dict(keyframe_steps=2, interp_steps=2, sr1_steps=2, if_steps=2, sr2_steps=2)
 
@@ -22,7 +22,7 @@ def tiny(tmp_path_factory):
 
 
 def _cascade(tiny):
-    backbone = Backbone.from_dir(tiny)
+    backbone = Show1Cascade.from_cascade_dir(tiny)
     backbone.settings = dataclasses.replace(backbone.settings, **FAST)
     return Show1Cascade(backbone, "cpu")
 
@@ -51,7 +51,7 @@ def test_inverted_start_samples_with_its_own_guidance(tiny):
     def keyframes(init, **settings):
         cascade = _cascade(tiny)
         cascade.settings = dataclasses.replace(cascade.settings, **settings)
-        return cascade.keyframes("a red circle is moving to the right", 0, init)
+        return cascade.sample_keyframes("a red circle is moving to the right", 0, init)
 
     init = torch.randn(1, 3, 8, 16, 24, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(keyframes(init, keyframe_guidance=2.0, inverted_keyframe_guidance=11.0),
@@ -64,7 +64,7 @@ def test_inverted_start_samples_with_its_own_guidance(tiny):
 
 def test_set_fills_an_unset_optional_guidance():
     from vmc.generate import apply_overrides
-    from vmc.pipelines.cascade import CascadeSettings
+    from vmc.backbones.show1 import CascadeSettings
 
     assert apply_overrides(CascadeSettings(), ["inverted_keyframe_guidance=12"]).inverted_keyframe_guidance == 12.0
 
@@ -109,12 +109,10 @@ def test_bad_arguments(tiny, tmp_path, capsys, args, message):
 
 def test_not_a_cascade_directory_and_missing_stages(tmp_path):
     with pytest.raises(UserError, match="not a cascade directory, missing show-1-base"):
-        Backbone.from_dir(tmp_path)
+        Show1Cascade.from_cascade_dir(tmp_path)
     (tmp_path / "show-1-base").mkdir()
-    backbone = Backbone.from_dir(tmp_path)  # the later stages are optional
+    backbone = Show1Cascade.from_cascade_dir(tmp_path)  # the later stages are optional
     assert backbone.stages == ("keyframes",)
-    from vmc.pipelines.cascade import Show1Cascade
-
     with pytest.raises(UserError, match="has no interp, sr1 stage"):
         Show1Cascade(backbone).run("a prompt", stages=["keyframes", "interp", "sr1"])
 

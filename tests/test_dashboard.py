@@ -103,6 +103,10 @@ def test_comparing_runs_keeps_different_specs_apart(runs_root):
 
 def test_leaderboard_equals_summary_csv(runs_root):
     at = app(runs_root, ["alpha"], "Leaderboard")
+    chooser = next(m for m in at.multiselect if m.label == "Columns")
+    assert "clip_score" in chooser.options and "clip_score" not in chooser.value  # a variant: on request
+    assert {"text_alignment", "oracle_motion"} <= set(chooser.value)
+    chooser.set_value(chooser.options).run()  # every column
     shown = at.dataframe[0].value
     summary = pd.read_csv(runs_root / "alpha" / "summary.csv")
     human = pd.read_csv(runs_root / "alpha" / "human" / "table.csv")
@@ -116,6 +120,28 @@ def test_leaderboard_equals_summary_csv(runs_root):
     assert checked == 3 * 6
     for _, row in human.iterrows():  # human-study columns, found inside the run
         assert shown.loc[row["method"], f"human.{row['question']}"] == pytest.approx(row["mean"])
+
+
+def test_the_url_holds_the_selection_and_a_link_restores_it(runs_root):
+    from streamlit.testing.v1 import AppTest
+
+    at = app(runs_root)
+    names = at.sidebar.multiselect[0].options
+    assert names[0] == "partial" and names.index("beta") < names.index("alpha")  # the most recently written first
+    assert at.sidebar.multiselect[0].value == ["beta"]  # the newest with a summary
+    at.sidebar.multiselect[0].set_value(["alpha"]).run()
+    at.sidebar.multiselect[1].set_value(["vmc", "t2v"]).run()
+    assert at.query_params["runs"] == "alpha" and at.query_params["methods"] == "vmc,t2v"
+
+    os.environ["VMC_DASHBOARD_RUNS"] = str(runs_root)
+    shared = AppTest.from_file(str(REPO / "dashboard" / "main.py"), default_timeout=120)
+    shared.query_params.update({"runs": "alpha", "methods": "vmc,t2v", "page": "Leaderboard"})
+    shared.run()
+    assert not shared.exception
+    assert shared.sidebar.multiselect[0].value == ["alpha"] and shared.sidebar.multiselect[1].value == ["vmc", "t2v"]
+    assert list(shared.dataframe[0].value.index) == ["vmc", "t2v"] and shared.header[0].value == "Leaderboard"
+    latex = next(b for b in shared.get("download_button") if "LaTeX" in b.proto.label)
+    assert latex  # the download is eval.table's (tests/test_table.py checks its content)
 
 
 def test_paired_page_equals_eval_compare(runs_root, tmp_path):
@@ -200,7 +226,7 @@ def test_served_dashboard_plays_every_video_in_chromium(runs_root, tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/?page=Gallery")
+            page.goto(f"http://127.0.0.1:{port}/?page=Gallery&runs=alpha")
             page.wait_for_selector("video", timeout=60_000)
             page.wait_for_function("document.querySelectorAll('video').length >= 16", timeout=60_000)
             page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 2 || v.error)",

@@ -100,7 +100,7 @@ def test_ingested_outputs_keep_their_provenance(benchmark_dir, tmp_path):
 
     folder = tmp_path / "outputs"
     write_video(folder / "right" / "a-red-square-is-moving-right__s0.mp4",
-                Video(np.full((8, 32, 32, 3), 90, np.uint8), 8.0))
+                Video(np.full((8, 40, 64, 3), 90, np.uint8), 8.0))
     write_video(folder / "right" / "a-star-is-moving-right.mp4", Video(np.full((20, 48, 64, 3), 50, np.uint8), 10.0))
     cfg = tmp_path / "gen1.yaml"
     cfg.write_text(yaml.safe_dump({"ingest": str(folder), "version": "gen-1 (web, 2023-06)"}))
@@ -109,9 +109,11 @@ def test_ingested_outputs_keep_their_provenance(benchmark_dir, tmp_path):
     assert same.num_frames == 8 and method.provenance(state, "a red square is moving right", 0)["resampled"] is None
     other = method.generate(state, "a star is moving right", 0)
     prov = method.provenance(state, "a star is moving right", 0)
-    assert (other.num_frames, other.fps, other.size) == (8, 8.0, (48, 64))  # size kept: no protocol size given
+    # no protocol size given: the case's, here its reference clip's 40×64 (issue 42: the size is no longer kept)
+    assert (other.num_frames, other.fps, other.size) == (8, 8.0, (40, 64))
     assert prov["mode"] == "ingested" and prov["original"] == {"frames": 20, "fps": 10.0, "size": [48, 64]}
-    assert prov["resampled"] == {"frames": [20, 8], "fps": [10.0, 8.0]} and prov["rule"].startswith("time:")
+    assert prov["resampled"] == {"frames": [20, 8], "fps": [10.0, 8.0], "size": [[48, 64], [40, 64]]}
+    assert prov["rule"].startswith("time:")
     with pytest.raises(UserError, match="no such video"):
         method.generate(state, "an unknown prompt", 0)
 

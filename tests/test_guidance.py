@@ -19,7 +19,7 @@ from eval.rundir import RunFolder
 from vmc.backbones import resolve_backbone
 from vmc.models.features import UNetFeatures
 from vmc.pipelines import KeyframeSampler
-from vmc.pipelines.cascade import Show1Cascade
+from vmc.backbones.show1 import Show1Cascade
 from vmc.pipelines.keyframes import guided_prediction, scheduler_step_per_frame
 
 FRAMES, SIZE = 4, (16, 16)

@@ -67,10 +67,13 @@ def test_schedules():
 
 
 def test_inner_bars_hide_in_parallel_workers(monkeypatch, capsys):
-    from vmc.progress import ENV, inner_bar, shown
+    from eval.errors import cli_main
+    from eval.progress import ENV, inner_bar, shown
 
     assert shown() and not shown(False)
     monkeypatch.setenv(ENV, "0")  # what eval.run --jobs sets for its workers
-    assert not shown()
-    assert list(inner_bar(range(3), "hidden")) == [0, 1, 2]
+    command = cli_main(lambda argv: (shown(), list(inner_bar(range(3), "hidden"))))  # a command reads it on start
+    assert command() == (False, [0, 1, 2])
     assert "hidden" not in capsys.readouterr().err
+    monkeypatch.delenv(ENV)
+    assert command()[0] and shown()

@@ -63,7 +63,7 @@ def test_every_builtin_field_declares_direction_range_and_meaning():
     assert field_info("motion_epe").direction == "lower" and field_info("motion_fidelity").direction == "higher"
     assert field_info("protocol.train_s") is None
     assert {f.checked_by for f in fields.values()} == {None, "oracle_appearance", "oracle_motion"}
-    assert set(BUILTIN) == {"clip", "motion", "tracks", "oracle"}
+    assert set(BUILTIN) == {"clip", "motion", "tracks", "oracle", "tracks_mtbench", "dino"}
 
 
 def test_a_registered_metric_appears_everywhere(plugin, benchmark_dir, tiny_clip, capsys):

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, mini_with_tiny_clip, moving_square, run_cli, run_main
 from eval.run import main as run_main_cli
-from eval.methods import slugify
+from eval.naming import slugify
 from eval.results import mean_ci95
 from eval.rundir import RunFolder
 from eval.video import Video, write_video
@@ -165,13 +165,13 @@ def test_corrupt_results_file_is_one_line(benchmark_dir, tiny_clip, capsys):
 def test_a_failing_worker_stops_the_run_and_keeps_finished_work(benchmark_dir, tiny_clip):
     bench = mini_with_tiny_clip(benchmark_dir, tiny_clip)
     pre = _precomputed(benchmark_dir / "pre")
-    for video in (pre / "down").iterdir():
-        video.unlink()
+    for video in (pre / "down").iterdir():  # damaged, not missing: a missing one stops the run before it starts
+        video.write_bytes(b"not a video")
     out = benchmark_dir / "run"
     start = time.monotonic()
     proc = run_cli("-m", "eval.run", "--methods", f"precomputed:{pre}", "--benchmark", bench, "--out", out,
                    "--jobs", "2", check=False)
     assert proc.returncode == 2 and time.monotonic() - start < 120
-    assert re.search(r"error: \S+/pre/down/a-blue-square-is-falling__s0.mp4: no such video", proc.stderr)
+    assert re.search(r"error: \S+/pre/down/a-blue-square-is-falling__s0.mp4: not a readable video", proc.stderr)
     assert "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1  # not also "another worker stopped"
     assert not (out / "summary.csv").exists()

@@ -40,7 +40,7 @@ def test_shipped_weights_are_fp16_and_within_budget():
 def test_shapes_backbone_runs_its_three_stages():
     import torch
 
-    from vmc.pipelines.cascade import Show1Cascade
+    from vmc.backbones.show1 import Show1Cascade
 
     backbone = resolve_backbone("shapes")
     assert backbone.stages == ("keyframes", "interp", "sr1")
@@ -109,7 +109,7 @@ def test_training_command_writes_a_loadable_cascade(tmp_path, capsys):
             == "v_prediction"
     import torch
 
-    from vmc.pipelines.cascade import Show1Cascade
+    from vmc.backbones.show1 import Show1Cascade
 
     backbone.settings.keyframe_steps = backbone.settings.interp_steps = backbone.settings.sr1_steps = 2
     video = Show1Cascade(backbone, "cpu").run("a red circle is falling on a black background", seed=0)
@@ -369,7 +369,7 @@ def test_probe_compares_each_motion_with_its_reversal(tmp_path, capsys):
     import vmc.shapes.probe as probe
     from eval.shapes.world import random_scene, render
     from vmc.models import Show1UNet3D
-    from vmc.pipelines.cascade import Show1Cascade
+    from vmc.backbones.show1 import Show1Cascade
     from vmc.shapes.data import keyframe_view, to_tensor
 
     assert "bounce" not in probe.probed_motions(HELD_OUT) and {"right", "fall", "grow"} <= set(

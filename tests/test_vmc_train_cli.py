@@ -80,7 +80,8 @@ def test_official_config_trains_and_generates(tmp_path, capsys, monkeypatch):
 
     from vmc.adapter import load_adapter
     from vmc.generate import main as generate_main
-    from vmc.pipelines.cascade import Backbone, Show1Cascade, to_uint8
+    from vmc.backbones import to_uint8
+    from vmc.backbones.show1 import Show1Cascade
 
     import eval.video
 
@@ -91,12 +92,12 @@ def test_official_config_trains_and_generates(tmp_path, capsys, monkeypatch):
         code, _, err = run_main(generate_main, *extra, *common, "--out", tmp_path / f"{name}.mp4", capsys=capsys)
         assert code == 0, err
     videos = {name: written[name].frames.astype(int) for name in ("adapter", "t2v")}
-    cascade = Show1Cascade(Backbone.from_dir(tiny), "cpu")
+    cascade = Show1Cascade(Show1Cascade.from_cascade_dir(tiny), "cpu")
     unet = cascade.load_unet(cascade.backbone.base)
     load_adapter(tmp_path / "adapter", unet)
     noise = load_file(str(tmp_path / "adapter" / "inverted.safetensors"))["noise"]
     with torch.no_grad():
-        expected = to_uint8(cascade.keyframes("a red square is moving", 12345, noise, unet)[0]).astype(int)
+        expected = to_uint8(cascade.sample_keyframes("a red square is moving", 12345, noise, unet)[0]).astype(int)
     assert abs(videos["adapter"] - expected).mean() < 0.5  # float noise only
     assert abs(videos["t2v"] - expected).mean() > 10
 
@@ -156,9 +157,9 @@ def _weights(tiny, folder: Path, siblings=()) -> Path:
 ])
 def test_a_show1_base_copy_takes_the_other_stages_from_its_siblings_else_the_hub(tiny_cascade, tmp_path,
                                                                                   siblings, line):
-    from vmc.backbones import resolve_backbone, sources
+    from vmc.backbones import resolve_backbone
+    from vmc.backbones.show1 import STAGES, sources
     from vmc.method import VMCMethod
-    from vmc.pipelines.cascade import STAGES
 
     weights = tmp_path / "weights"
     base = _weights(tiny_cascade, weights, siblings)
@@ -175,7 +176,7 @@ def test_a_show1_base_copy_takes_the_other_stages_from_its_siblings_else_the_hub
 def test_official_config_on_a_show1_base_copy_alone_trains_offline(tiny_cascade, tmp_path, capsys, monkeypatch):
     """Adapting needs only the keyframe stage: the hub stages are named (and recorded), never loaded."""
     from vmc.generate import main as generate_main
-    from vmc.pipelines.cascade import Show1Cascade
+    from vmc.backbones.show1 import Show1Cascade
 
     load = Show1Cascade._load
 

@@ -36,7 +36,7 @@ def test_loads_with_stock_diffusers_classes_and_the_profile_settings(tiny_zerosc
     from diffusers import DDIMScheduler, UNet3DConditionModel
 
     from vmc.backbones import resolve_backbone
-    from vmc.pipelines.latent_video import LatentVideoPipeline
+    from vmc.backbones.latent import LatentVideoPipeline
 
     backbone = resolve_backbone(str(tiny_zeroscope))
     assert backbone.kind == "latent" and backbone.stages == ("video",) and backbone.settings.keyframe_steps == 3

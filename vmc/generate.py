@@ -14,10 +14,11 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from eval.cli_common import method_options
 from eval.errors import UserError, cli_main
-from vmc.pipelines.cascade import STAGES
-
-KINDS = {"show1": "a Show-1 cascade", "latent": "a latent video backbone (ModelScope / ZeroScope)"}
+from vmc.backbones import KINDS
+from vmc.backbones.base import FIRST_KIND
+from vmc.backbones.show1 import STAGES
 
 
 def parse_args(argv):
@@ -62,13 +63,18 @@ def adapter_method(folder: Path, backbone: str | None, device: str | None):
     from vmc.families.tuning import TuningMethod
 
     info = read_adapter_info(folder)
-    method = create_method(f"{info.get('method', '?')}:{backbone or info.get('backbone', 'show1')}", device)
+    method = create_method(f"{info.get('method', '?')}:{backbone or info.get('backbone', 'show1')}", device,
+                           method_options())
     if not isinstance(method, TuningMethod):
         raise UserError(f"{folder}: made by {method.name}, which does not tune the UNet")
-    made_on = info.get("backbone_kind", "show1")
+    made_on = info.get("backbone_kind", FIRST_KIND)
     if made_on != method.backbone.kind:
-        raise UserError(f"{folder}: an adapter made on {KINDS.get(made_on, made_on)} ({info.get('backbone')}); "
-                        f"{method.backbone.name} is {KINDS[method.backbone.kind]}")
+        described = KINDS.get(made_on).description if made_on in KINDS else made_on
+        raise UserError(f"{folder}: an adapter made on {described} ({info.get('backbone')}); "
+                        f"{method.backbone.name} is {method.backbone.pipeline_class.description}")
+    if info.get("backbone_layout", "") != method.backbone.layout:  # the DiT kind: Wan or CogVideoX
+        raise UserError(f"{folder}: an adapter made on a {info.get('backbone_layout')}-layout transformer "
+                        f"({info.get('backbone')}); {method.backbone.name} is {method.backbone.layout}-layout")
     trained_on = info.get("base", {}).get("id")
     if trained_on and trained_on != method.backbone.base.path:  # the same layout (checked on loading), other weights
         print(f"note: {folder} was trained on {trained_on}; generating with {method.backbone.base.path}",
@@ -84,11 +90,10 @@ def main(argv=None):
     import torch
 
     from eval.video import Video, write_video
-    from vmc.backbones import resolve_backbone
-    from vmc.pipelines.cascade import to_uint8
+    from vmc.backbones import resolve_backbone, to_uint8
 
     if args.adapter is None:
-        backbone = resolve_backbone(args.backbone or "show1")
+        backbone = resolve_backbone(args.backbone or "show1", cache=method_options()["cache"])
         backbone.settings = apply_overrides(backbone.settings, args.set)
         cascade, start = backbone.pipeline(args.device or ("cuda" if torch.cuda.is_available() else "cpu")), {}
     else:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler
 
+from eval.progress import inner_bar
 from vmc.prediction import as_epsilon
-from vmc.progress import inner_bar
 
 SD15 = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
             clip_sample=False, set_alpha_to_one=False, steps_offset=1)

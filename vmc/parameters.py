@@ -4,9 +4,14 @@
 with `.to_q`, `.to_k` or `.to_v` (both temporal self-attentions of every temporal transformer). `qkvo` adds
 their output projections; `temporal` trains every temporal-attention parameter (ablations). `tav` is
 Tune-A-Video's choice: the spatial attention's query projections and the whole temporal attention.
+`self_qkv` is VMC's choice on a video diffusion transformer, which has no separate temporal attention: the q/k/v
+projections of every block's self-attention `attn1` (Wan: over the video tokens; CogVideoX: over text and video
+tokens jointly), nothing of the cross-attention `attn2` or the feed-forward.
 """
 
 from __future__ import annotations
+
+import re
 
 from torch import nn
 
@@ -20,6 +25,7 @@ RULES = {  # parameter name → trained?
     "qkv": lambda n: "temp_attentions" in n and _module(n).endswith((".to_q", ".to_k", ".to_v")),
     "qkvo": lambda n: "temp_attentions" in n and _module(n).endswith((".to_q", ".to_k", ".to_v", ".to_out.0")),
     "temporal": lambda n: "temp_attentions" in n,
+    "self_qkv": lambda n: re.fullmatch(r"transformer\.(transformer_)?blocks\.\d+\.attn1\.to_[qkv]\.(weight|bias)", n) is not None,
     "tav": lambda n: "temp_attentions" in n or (".attentions." in f".{n}" and _module(n).endswith(".to_q")),
 }
 

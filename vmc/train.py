@@ -100,13 +100,14 @@ def main(argv=None):
         clip = read_video(reference)
         reference = write_video(Path(tempfile.mkdtemp()) / "clip.mp4",
                                 Video(clip.frames[::cfg["sampling_rate"]], clip.fps / cfg["sampling_rate"]))
+    from eval.cli_common import method_options
     from eval.manifest import Case
     from vmc.method import VMCMethod
 
     case = Case(id=cfg["case"].get("id", args.config.stem), reference=reference,
                 train_prompt=cfg["case"]["train_prompt"], target_prompts=tuple(cfg["case"]["target_prompts"]),
                 frames=cfg["case"].get("frames"), fps=cfg["case"].get("fps"))
-    method = VMCMethod(args.backbone or cfg["backbone"], device=args.device)
+    method = VMCMethod(args.backbone or cfg["backbone"], device=args.device, **method_options())
     try:
         method.backbone.settings = dataclasses.replace(method.backbone.settings, **cfg["settings"])
     except TypeError as e:
@@ -119,12 +120,12 @@ def main(argv=None):
     print(f"adapter written to {args.out}")
     if args.no_samples:
         return
-    from eval.methods import slugify
+    from eval.naming import video_name
     from eval.video import write_video
 
     for prompt in case.target_prompts:
         for seed in cfg["seeds"]:
-            path = write_video(args.out / "samples" / f"{slugify(prompt)}__s{seed}.mp4",
+            path = write_video(args.out / "samples" / video_name(prompt, seed),
                                method.generate(state, prompt, int(seed)))
             print(f"{prompt!r} seed {seed} → {path}")
 

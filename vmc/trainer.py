@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from eval.progress import inner_bar
 from eval.settings import Setting
 from vmc.losses import LOSSES, appearance_debiased_loss, motion_distillation_loss
 from vmc.models.checkpointing import MODES, check_mode, set_gradient_checkpointing
 from vmc.parameters import select_parameters
 from vmc.prediction import as_epsilon
-from vmc.progress import inner_bar
 
 
 @dataclass

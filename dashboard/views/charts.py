@@ -71,7 +71,7 @@ def render(runs, studies):
     frames = []
     several = len(runs) > 1
     for run in runs:
-        records = load_table(run.path)
+        records = run.keep(load_table(run.path))
         if f"metric.{name}" in records:
             frames.append(pd.DataFrame({"method": [method_label(run, m, several) for m in records["method"]],
                                         "case": records["case"], "value": records[f"metric.{name}"]}))

@@ -18,7 +18,7 @@ GROUPS_PER_PAGE = 6
 def gallery_rows(runs) -> pd.DataFrame:
     frames = []
     for run in runs:
-        records = load_table(run.path)
+        records = run.keep(load_table(run.path))
         if not records.empty:
             frames.append(records.assign(run=run.name, label=[f"{run.name}/{m}" if len(runs) > 1 else m
                                                               for m in records["method"]]))

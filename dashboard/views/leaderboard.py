@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from eval.metrics import spec_id
-from human_study.stats import tex_escape
+from eval import table as paper_table
+from eval.metrics import field_info, spec_id
 
 from dashboard.data import load_human, load_run_json, load_summary, metric_sort_key
 
@@ -24,7 +24,7 @@ def leaderboard_frames(runs) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     for run in runs:
         if not (run.path / "summary.csv").exists():
             continue
-        s = load_summary(run.path).copy()
+        s = run.keep(load_summary(run.path)).copy()
         s["label"] = [method_label(run, m, several) for m in s["method"]]
         s["run"] = run.name
         parts.append(s)
@@ -65,15 +65,37 @@ def add_human_columns(table: pd.DataFrame, study) -> pd.DataFrame:
     return table
 
 
-def to_latex(table: pd.DataFrame) -> str:
-    metrics = [c for c in table.columns if not c.endswith(" 95% CI")]
-    lines = [r"\begin{tabular}{l" + "c" * len(metrics) + "}", r"\toprule",
-             " & ".join(["Method"] + [tex_escape(m) for m in metrics]) + r" \\", r"\midrule"]
-    for label, row in table.iterrows():
-        cells = [f"{row[m]:.3f} {row[m + ' 95% CI']}" if pd.notna(row[m]) else "–" for m in metrics]
-        lines.append(" & ".join([tex_escape(label)] + cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", "% mean [95% CI]"]
-    return "\n".join(lines) + "\n"
+def human_long(study, labels: list[str]) -> pd.DataFrame:
+    """A human study's means and intervals as summary rows (metric `human.QUESTION`) for the table downloads."""
+    human = load_human(study)["table"]
+    rows = []
+    for _, r in human.iterrows():
+        for label in labels:
+            if label.split("/")[-1] == r["method"]:
+                rows.append({"method": label, "metric": f"human.{r['question']}", "n": r.get("n_ratings", 1),
+                             "mean": r["mean"], "ci95_low": r["ci95_low"], "ci95_high": r["ci95_high"],
+                             "spec_id": ""})
+    return pd.DataFrame(rows)
+
+
+def downloads(long: pd.DataFrame, columns: list[str], study=None) -> dict[str, str]:
+    """The shown columns as eval.table renders them (the same table as `python -m eval.table`), per format."""
+    summary = long.assign(method=long["label"])
+    labels = list(dict.fromkeys(summary["method"]))
+    if study is not None:
+        summary = pd.concat([summary, human_long(study, labels)], ignore_index=True)
+    metrics = list(dict.fromkeys(c.split(" [")[0] for c in columns))
+    table = paper_table.build(summary, labels, metrics)
+    return {fmt: paper_table.render(table, fmt) for fmt in paper_table.FORMATS}
+
+
+def default_columns(columns: list[str]) -> list[str]:
+    """The headline metrics (eval.metrics' Field.headline) and the human study's means."""
+    def headline(column):
+        declared = field_info(column.split(" [")[0])
+        return column.startswith("human.") or (declared is not None and declared.headline)
+
+    return [c for c in columns if headline(c)]
 
 
 def shown_frames(runs):
@@ -92,18 +114,32 @@ def render(runs, studies):
     if frames is None:
         return
     table, long = frames
+    study = None
     if studies:
         options = ["(none)"] + [str(s) for s in studies]
         choice = st.selectbox("Human-study columns from", options, index=1 if len(studies) == 1 else 0)
         if choice != "(none)":
-            table = add_human_columns(table, next(s for s in studies if str(s) == choice))
+            study = next(s for s in studies if str(s) == choice)
+            table = add_human_columns(table, study)
     show_protocol = st.checkbox("Show fair-protocol facts (trained parameters, times, memory)", value=False)
-    shown = table[[c for c in table.columns if show_protocol or not c.startswith("protocol.")]]
+    metrics = [c for c in table.columns if not c.endswith(" 95% CI") and (show_protocol or
+                                                                           not c.startswith("protocol."))]
+    columns = st.multiselect("Columns", metrics, default=default_columns(metrics),
+                             help="the headline metrics by default; variants (CLIPScore, consecutive-frame "
+                                  "consistency, …) on request")
+    shown = table[[c for col in columns for c in (col, f"{col} 95% CI") if c in table.columns]]
     st.dataframe(shown, width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f")
                                                         for c in shown.columns if not c.endswith(" 95% CI")})
-    c1, c2 = st.columns(2)
-    c1.download_button("Download CSV", shown.to_csv(), file_name="leaderboard.csv", mime="text/csv")
-    c2.download_button("Download LaTeX", to_latex(shown), file_name="leaderboard.tex", mime="text/x-tex")
+    if columns:
+        files = downloads(long, [c for c in columns if not c.startswith("human.")],
+                          study if any(c.startswith("human.") for c in columns) else None)
+        st.caption("Downloads: the paper's table of the shown columns, as `python -m eval.table` writes it "
+                   "(labels with ↑/↓, mean ± half the 95% CI, the best of each column in bold).")
+        for col, (fmt, name, mime) in zip(st.columns(3), (("csv", "leaderboard.csv", "text/csv"),
+                                                           ("md", "leaderboard.md", "text/markdown"),
+                                                           ("latex", "leaderboard.tex", "text/x-tex"))):
+            col.download_button(f"Download {dict(csv='CSV', md='Markdown', latex='LaTeX')[fmt]}", files[fmt],
+                                file_name=name, mime=mime)
     with st.expander("Metric specs (what exactly each column measured)"):
         for run in runs:
             specs = {spec_id({"metric": family, **spec}): spec

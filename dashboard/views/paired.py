@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard.data import load_records, metric_sort_key
 from eval.compare import compare
 from eval.results import UNITS
+from eval.spreadsheet import frame_to_csv
 
 
 def render(runs, studies):
@@ -18,7 +19,7 @@ def render(runs, studies):
         return
     run = runs[0] if len(runs) == 1 else next(r for r in runs if r.name == st.selectbox(
         "Run", [r.name for r in runs], help="paired comparisons are within one run"))
-    records = list(load_records(run.path).values())
+    records = [r for r in load_records(run.path).values() if run.methods is None or r.method in run.methods]
     methods = list(dict.fromkeys(r.method for r in records))
     if len(methods) < 2:
         st.info(f"Run `{run.name}` has fewer than two methods: nothing to pair.")
@@ -43,7 +44,7 @@ def render(runs, studies):
                f"t-test over {unit} units; p_holm: each metric's p adjusted over the {family} (Holm); "
                f"significant: p_holm < 0.05; direction: which way is better for the metric, better: the method "
                f"whose mean is the better one.")
-    st.download_button("CSV", table.to_csv(index=False), mime="text/csv",
+    st.download_button("CSV", frame_to_csv(table, index=False), mime="text/csv",
                        file_name=f"compare_{a}_vs_{'+'.join(others)}{'_by_case' if by_case else ''}.csv")
     metric = st.selectbox("Metric", list(dict.fromkeys(table["metric"])))
     sel = table[table["metric"] == metric].assign(

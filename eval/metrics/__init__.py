@@ -5,36 +5,27 @@ the suite computes, and how every reader interprets a field, comes from here."""
 import hashlib
 import json
 from functools import lru_cache
-from importlib.metadata import entry_points
 
 from eval.errors import UserError
 from eval.metrics.base import Field, Metric, Sample
 from eval.metrics.clip import ClipMetric
+from eval.metrics.dino import DinoMetric
 from eval.metrics.motion import MotionMetric
 from eval.metrics.oracle import OracleMetric
-from eval.metrics.tracks import TrackMotionMetric
+from eval.metrics.tracks import MTBenchTrackMetric, TrackMotionMetric
+from eval.registry import Registry
 
 ENTRY_POINT_GROUP = "vmc_suite.metrics"
-BUILTIN = {m.name: m for m in (ClipMetric, MotionMetric, TrackMotionMetric, OracleMetric)}  # the paper's first
+BUILTIN = {m.name: m for m in (ClipMetric, MotionMetric, TrackMotionMetric, OracleMetric,  # the paper's first
+                               MTBenchTrackMetric, DinoMetric)}
+REGISTRY = Registry("metric", ENTRY_POINT_GROUP, Metric, BUILTIN)
 
 
 @lru_cache(maxsize=1)
 def available_metrics() -> dict[str, type[Metric]]:
-    """name → metric class: the built-ins, then the registered ones by name. Cached; a test that registers a
-    metric at run time clears it with available_metrics.cache_clear()."""
-    found = dict(BUILTIN)
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in found:
-            continue
-        try:
-            cls = ep.load()
-        except Exception as e:  # a broken plug-in names itself instead of breaking every command
-            raise UserError(f"metric '{ep.name}' ({ep.value}, entry point {ENTRY_POINT_GROUP}) failed to load: "
-                            f"{type(e).__name__}: {e}") from None
-        if not (isinstance(cls, type) and issubclass(cls, Metric)) or cls.name != ep.name:
-            raise UserError(f"metric '{ep.name}' ({ep.value}): not a eval.metrics.base.Metric subclass named "
-                            f"'{ep.name}'")
-        found[ep.name] = cls
+    """name → metric class: the built-ins, then the registered ones by name (no two may declare one field).
+    Cached; a test that registers a metric at run time clears it with available_metrics.cache_clear()."""
+    found = REGISTRY.load_all()
     owner: dict[str, str] = {}
     for name, cls in found.items():
         for f in cls.fields:
@@ -59,5 +50,5 @@ def spec_id(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-__all__ = ["BUILTIN", "ClipMetric", "Field", "Metric", "MotionMetric", "OracleMetric", "Sample",
-           "TrackMotionMetric", "all_fields", "available_metrics", "field_info", "spec_id"]
+__all__ = ["BUILTIN", "ClipMetric", "DinoMetric", "Field", "Metric", "MotionMetric", "MTBenchTrackMetric", "OracleMetric",
+           "Sample", "TrackMotionMetric", "all_fields", "available_metrics", "field_info", "spec_id"]

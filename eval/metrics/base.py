@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -24,6 +24,8 @@ class Field:
     higher_is_better: bool = True
     range: tuple[float, float] = (-math.inf, math.inf)
     checked_by: str | None = None  # the ground-truth field eval.validity correlates it with, where one exists
+    label: str | None = None  # its name in a paper's table or figure (eval.table, eval.plot); else the field name
+    headline: bool = True  # shown by default in tables and the leaderboard (False: a variant of another field)
 
     @property
     def direction(self) -> str:
@@ -37,12 +39,16 @@ class Field:
 @dataclass(frozen=True)
 class Sample:
     """What a metric scores: a video's uint8 T×H×W×3 frames and its target prompt, with the case's reference
-    clip (and the reference's own caption, where the benchmark gives one) when there is one."""
+    clip (and the reference's own caption, and its first frame's foreground mask, where the benchmark gives
+    them) when there is one. `memo` holds work that several metrics of the sample share (point tracks), computed
+    by the first that needs it."""
 
     frames: np.ndarray
     prompt: str
     reference: np.ndarray | None = None
     reference_prompt: str | None = None
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+    reference_mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # bool H×W
 
 
 class Metric(ABC):

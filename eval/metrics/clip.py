@@ -10,6 +10,7 @@ may span several videos; never one frame at a time.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,65 @@ def temporal_consistency_vbench(similarity) -> float:
     return float((0.5 * (np.maximum(np.diagonal(sim, offset=1), 0) + np.maximum(sim[0, 1:], 0))).mean())
 
 
+def hub_reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether a download host answers within `timeout` seconds (never when huggingface_hub is set offline).
+    Asked only for weights not on this machine, so that offline a missing CLIP fails at once instead of after
+    the hub client's retries (about 80 s)."""
+    import socket
+    import threading
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    answer = []
+
+    def probe():  # in a thread: a name lookup has no timeout of its own
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answer and answer[0])
+
+
+def offline_hint(what: str) -> str:
+    """The one line for CLIP weights that are neither on this machine nor downloadable now."""
+    shipped = Path(__file__).resolve().parents[1] / "shapes" / "weights"
+    return (f"CLIP {what} is not on this machine and its download host cannot be reached: run once with network "
+            "access, or give local weights: --clip-pretrained FILE (an open_clip checkpoint), --clip-model hf:DIR "
+            f"(a transformers CLIP folder), or the shipped shapes CLIP (--clip-model {shipped / 'shapes-clip.json'} "
+            f"--clip-pretrained {shipped / 'shapes-clip.safetensors'}); a benchmark manifest names its CLIP in "
+            "metrics: clip_model, clip_pretrained")
+
+
+def _tag_available(model_name: str, tag: str) -> bool:
+    """Whether open_clip can load the tagged weights now: they are in its cache, or their host answers."""
+    from urllib.parse import urlparse
+
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip import pretrained as oc
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if "file" in cfg:
+        return True
+    if cfg.get("hf_hub") and oc.has_hf_hub():
+        repo, filename = os.path.split(cfg["hf_hub"])
+        names = [*oc._get_safe_alternatives(filename or oc.HF_WEIGHTS_NAME), filename or oc.HF_WEIGHTS_NAME]
+        if any(isinstance(try_to_load_from_cache(repo, n), str) for n in names):
+            return True
+        return hub_reachable("huggingface.co")
+    url = cfg.get("url", "")
+    if (Path("~/.cache/clip").expanduser() / os.path.basename(url)).is_file():
+        return True
+    return hub_reachable(urlparse(url).hostname or "")
+
+
 def load_open_clip(model: str, pretrained: str | None, device: torch.device, dtype: torch.dtype):
     """Build an open_clip model from a registry name or a model-config JSON path, with weights from a tag,
     a local checkpoint file, or `random`. Returns (model, tokenizer, model_name, weights_description)."""
@@ -107,6 +167,8 @@ def load_open_clip(model: str, pretrained: str | None, device: torch.device, dty
             raise UserError(f"CLIP model '{model_name}' has no pretrained tag '{pretrained}' "
                             f"(tags: {', '.join(tags) or 'none'}; or give a checkpoint file path)")
         arg, weights = pretrained, {"weights": pretrained}
+        if not _tag_available(model_name, pretrained):
+            raise UserError(offline_hint(f"weights '{model_name}/{pretrained}'"))
     try:
         net = open_clip.create_model(model_name, pretrained=arg, precision=precision, device=device)
     except Exception as e:  # hub download and checkpoint errors come in many types
@@ -187,47 +249,78 @@ def hf_weights(path: Path) -> dict:
     return {"weights": ", ".join(f.name for f in files), "sha256": hashlib.sha256(listing.encode()).hexdigest()}
 
 
+class HFSource:
+    """Where a `hf:ID_OR_DIR` model comes from: a local `save_pretrained` folder (read offline) or a hub id
+    (through the Hugging Face cache), its config, and how its spec names it and its weights."""
+
+    def __init__(self, source: str, option: str):
+        from transformers import AutoConfig
+
+        self.where, local = f"hf:{source}", Path(source).expanduser()
+        self.offline = local.is_dir()
+        if not self.offline and (local.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1
+                                 or local.exists()):
+            raise UserError(f"{self.where}: no such Hugging Face model folder")
+        self.source, self.local = source, local
+        self.ref = str(local) if self.offline else source
+        download = (f"download it once with network access (huggingface-cli download {source}), or pass {option} "
+                    "hf:DIR (a save_pretrained folder)")
+        if not self.offline:  # offline, fail at once rather than after the hub client's retries
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(source, "config.json"), str) and not hub_reachable("huggingface.co"):
+                raise UserError(offline_hint(f"model '{self.where}'") if option == "--clip-model" else
+                                f"{self.where}: not on this machine and its download host cannot be reached: {download}")
+        try:
+            self.config = AutoConfig.from_pretrained(self.ref, local_files_only=self.offline)
+        except Exception as e:  # missing config.json, unknown model type, hub errors (offline: not in the cache)
+            hint = "" if self.offline else f" — {download}"
+            raise UserError(f"{self.where}: cannot read a Hugging Face model config: {type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}{hint}") from None
+
+    @property
+    def name(self) -> str:
+        """A folder is named like an open_clip config (its name, not its place), so that a copied model keeps its
+        spec."""
+        return f"hf:{self.local.resolve().name}" if self.offline else self.where
+
+    def weights(self) -> dict:
+        if self.offline:
+            return hf_weights(self.local)
+        from huggingface_hub import try_to_load_from_cache  # the snapshot the id resolved to, hashed as a folder
+
+        cached = try_to_load_from_cache(self.source, "config.json")
+        return hf_weights(Path(cached).parent) if isinstance(cached, str) else {"weights": self.source}
+
+    def image_processor(self):
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(self.ref, local_files_only=self.offline)
+
+
 def load_hf_clip(source: str, device: torch.device, dtype: torch.dtype):
     """A transformers CLIPModel, its tokenizer and image processor from a local folder (offline) or a hub id
     (through the Hugging Face cache). Returns (model, tokenizer, model_name, weights_description, preprocess_cfg)."""
-    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPConfig, CLIPModel
+    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
-    where, local = f"hf:{source}", Path(source).expanduser()
-    offline = local.is_dir()
-    if not offline and (local.is_absolute() or source.startswith((".", "~")) or source.count("/") > 1
-                        or local.exists()):
-        raise UserError(f"{where}: no such Hugging Face model folder")
-    ref = str(local) if offline else source
-    try:
-        config = AutoConfig.from_pretrained(ref, local_files_only=offline)
-    except Exception as e:  # missing config.json, unknown model type, hub errors
-        raise UserError(f"{where}: cannot read a Hugging Face model config: {type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    src = HFSource(source, "--clip-model")
+    where, ref, offline, config = src.where, src.ref, src.offline, src.config
     if not isinstance(config, CLIPConfig):
         raise UserError(f"{where}: not a CLIP model (model_type '{config.model_type}')")
     try:
         net = CLIPModel.from_pretrained(ref, local_files_only=offline, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=offline)
-        proc = AutoImageProcessor.from_pretrained(ref, local_files_only=offline)
+        proc = src.image_processor()
     except Exception as e:  # missing weights, tokenizer or preprocessor files come in many types
         raise UserError(f"{where}: cannot load the CLIP model, tokenizer and image processor: {type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}") from None
     net.to(device).eval().requires_grad_(False)
-    if offline:
-        weights = hf_weights(local)
-    else:  # the snapshot folder the hub cache resolved the id to, hashed like a local folder
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(source, "config.json")
-        weights = hf_weights(Path(cached).parent) if isinstance(cached, str) else {"weights": source}
     max_len = config.text_config.max_position_embeddings
 
     def tokenize(prompts: list[str]):
         return tokenizer(prompts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
 
-    # a folder is named like an open_clip config (its name, not its place), so that a copied model keeps its spec
-    name = f"hf:{local.resolve().name}" if offline else where
-    return HFClip(net), tokenize, name, weights, hf_preprocess_cfg(proc, where)
+    return HFClip(net), tokenize, src.name, src.weights(), hf_preprocess_cfg(proc, where)
 
 
 class Preprocess:
@@ -290,6 +383,21 @@ class Preprocess:
         return ((x - mean) / std).to(dtype)
 
 
+@torch.inference_mode()
+def encode_batched(encode, preprocess: Preprocess, frames, device: torch.device, dtype: torch.dtype,
+                   batch_size: int) -> torch.Tensor:
+    """uint8 N×H×W×3 (numpy or tensor) → unit-norm float32 N×D: `encode` on `preprocess`ed batches of
+    `batch_size` frames on the device (shared by the CLIP and DINO metrics)."""
+    x = torch.as_tensor(frames)
+    if x.dtype != torch.uint8:
+        raise TypeError(f"frames must be uint8, got {x.dtype}")
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        chunk = x[i:i + batch_size].to(device, non_blocking=True)
+        out.append(encode(preprocess(chunk, dtype)).float())
+    return F.normalize(torch.cat(out), dim=-1)
+
+
 class ClipMetric(Metric):
     """Text alignment and temporal consistency of a video against its prompt, in the conventions of `fields`.
 
@@ -298,17 +406,20 @@ class ClipMetric(Metric):
     name = "clip"
     fields = {
         "text_alignment": Field("mean over frames of cos(frame, prompt), raw cosine", range=(-1.0, 1.0),
-                                checked_by=APPEARANCE),
+                                checked_by=APPEARANCE, label="Text alignment"),
         "clip_score": Field("mean over frames of 2.5·max(cos, 0), the CLIPScore scale", range=(0.0, 2.5),
-                            checked_by=APPEARANCE),
+                            checked_by=APPEARANCE, label="CLIPScore", headline=False),
         "temporal_consistency": Field("mean cosine over all pairs of distinct frames", range=(-1.0, 1.0),
-                                      checked_by=APPEARANCE),
+                                      checked_by=APPEARANCE, label="Temporal consistency"),
         "text_alignment_x100": Field("max(100 · mean over frames of cos(frame, prompt), 0): torchmetrics' "
-                                     "CLIPScore", range=(0.0, 100.0), checked_by=APPEARANCE),
+                                     "CLIPScore", range=(0.0, 100.0), checked_by=APPEARANCE,
+                                     label="CLIPScore (×100)", headline=False),
         "temporal_consistency_consecutive": Field("mean cosine of consecutive frames", range=(-1.0, 1.0),
-                                                  checked_by=APPEARANCE),
+                                                  checked_by=APPEARANCE, label="Temporal consistency (consecutive)",
+                                                  headline=False),
         "temporal_consistency_vbench": Field("VBench's consistency: mean over t ≥ 2 of ½(max(0, cos(fₜ, fₜ₋₁)) + "
-                                             "max(0, cos(fₜ, f₁)))", range=(0.0, 1.0), checked_by=APPEARANCE),
+                                             "max(0, cos(fₜ, f₁)))", range=(0.0, 1.0), checked_by=APPEARANCE,
+                                             label="Temporal consistency (VBench)", headline=False),
     }
 
     @classmethod
@@ -365,17 +476,10 @@ class ClipMetric(Metric):
 
         return sample_indices(total, self.num_frames) if self.num_frames else list(range(total))
 
-    @torch.inference_mode()
     def encode_images(self, frames) -> torch.Tensor:
         """uint8 N×H×W×3 (numpy or tensor) → unit-norm float32 N×D, in batches of `batch_size`."""
-        x = torch.as_tensor(frames)
-        if x.dtype != torch.uint8:
-            raise TypeError(f"CLIP frames must be uint8, got {x.dtype}")
-        out = []
-        for i in range(0, x.shape[0], self.batch_size):
-            chunk = x[i:i + self.batch_size].to(self.device, non_blocking=True)
-            out.append(self.model.encode_image(self.preprocess(chunk, self.dtype)).float())
-        return F.normalize(torch.cat(out), dim=-1)
+        return encode_batched(self.model.encode_image, self.preprocess, frames, self.device, self.dtype,
+                              self.batch_size)
 
     @torch.inference_mode()
     def encode_texts(self, prompts: list[str]) -> torch.Tensor:
@@ -413,7 +517,14 @@ class ClipMetric(Metric):
             if len(idx) != len(x):
                 x = x[idx]
             on_device.append(x.to(self.device, non_blocking=True))
-        feats = self.encode_images(torch.cat(on_device)).double()
+        # frames of one size are encoded together; videos of another size (eval.score on a mixed folder) start a
+        # new run of batches, since preprocessing resizes a batch at once
+        runs, start = [], 0
+        for i in range(1, len(on_device) + 1):
+            if i == len(on_device) or on_device[i].shape[1:] != on_device[start].shape[1:]:
+                runs.append(self.encode_images(torch.cat(on_device[start:i])))
+                start = i
+        feats = torch.cat(runs).double()
         texts = self.encode_texts([p for _, p in items]).double()
         # every video's cosines on the device, then one transfer (no per-video sync, no host BLAS threads)
         parts, start = [], 0

@@ -53,11 +53,13 @@ class MotionMetric(Metric):
     name = "motion"
     fields = {
         "motion_direction_cos": Field("mean cosine of flow directions over pixels moving in either video",
-                                      range=(-1.0, 1.0), checked_by=MOTION),
+                                      range=(-1.0, 1.0), checked_by=MOTION, label="Flow direction"),
         "motion_epe": Field("mean flow end-point error over the same pixels, in pixels of the common size",
-                            higher_is_better=False, range=(0.0, math.inf), checked_by=MOTION),
+                            higher_is_better=False, range=(0.0, math.inf), checked_by=MOTION,
+                            label="Flow EPE (px)"),
         "motion_trajectory_cos": Field("cosine between the per-step mean motion vectors of the two videos, "
-                                       "layout-free", range=(-1.0, 1.0), checked_by=MOTION),
+                                       "layout-free", range=(-1.0, 1.0), checked_by=MOTION,
+                                       label="Trajectory", headline=False),
     }
     needs_reference = True
 

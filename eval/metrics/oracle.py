@@ -125,9 +125,10 @@ class OracleMetric(Metric):
     fields = {
         "oracle_appearance": Field("mean over frames of the share of checks passed: background is the prompted "
                                    "one (most pixels), each prompted colour present, its region's shape as "
-                                   "prompted", range=(0.0, 1.0)),
+                                   "prompted", range=(0.0, 1.0), label="Oracle appearance"),
         "oracle_motion": Field("agreement of the object's trajectory (centre and size) with the reference "
-                               "object's: max(cos, 0)·√(magnitude ratio)", range=(0.0, 1.0)),
+                               "object's: max(cos, 0)·√(magnitude ratio)", range=(0.0, 1.0),
+                               label="Oracle motion"),
     }
     default = False
 

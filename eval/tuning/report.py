@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from eval.results import atomic_write_text
+from eval.spreadsheet import frame_to_csv
 
 
 def rows(tuning, storage) -> list[dict]:
@@ -43,7 +44,7 @@ def write_report(tuning, storage):
     table = rows(tuning, storage)
     chosen = best(tuning, table)
     out, objective = tuning.out, tuning.objective
-    atomic_write_text(out / "trials.csv", pd.DataFrame(table).to_csv(index=False))
+    atomic_write_text(out / "trials.csv", frame_to_csv(pd.DataFrame(table), index=False))
     atomic_write_text(out / "settings.json", json.dumps({
         "tuned_by": {**tuning.definition(), "trials": tuning.args.trials, "command": tuning.command},
         "methods": {label: {**tuning.runner.fixed(label), **json.loads(r["settings"])} for label, r in chosen.items()},

@@ -24,7 +24,8 @@ def script_json(data) -> str:
 
 
 def export(study: dict, rater_dir: Path, options: dict):
-    config = {"completion_url": options.get("completion_url"), "post_url": options.get("post_url")}
+    config = {"completion_url": options.get("completion_url"), "post_url": options.get("post_url"),
+              **options.get("form", {})}  # title, instructions, consent, duration, autoplay, loop (config file)
     values = {"__STUDY_JSON__": script_json(study), "__CONFIG_JSON__": script_json(config)}
     page = re.sub("__STUDY_JSON__|__CONFIG_JSON__", lambda m: values[m.group(0)], TEMPLATE.read_text(encoding="utf-8"))
     (rater_dir / "index.html").write_text(page, encoding="utf-8")

@@ -9,17 +9,19 @@ columns (or inside `Answer.taskAnswers`, which the ingester also reads).
 from __future__ import annotations
 
 import csv
+import html
 import random
 from pathlib import Path
 from urllib.parse import quote
 
+from eval.spreadsheet import safe_row
 from human_study.export.common import media_url
 from human_study.export.html import script_json
 
 TEMPLATE = """<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 <crowd-form answer-format="flatten-objects">
   <p>For the text prompt below you see a <b>reference video</b> and several <b>videos to rate</b>. Watch each
-     video to the end, then rate it from 1 (very poor) to 5 (excellent) on every question.</p>
+     video to the end, then rate it __SCALE__ on every question.</p>
   <p style="font-size:1.2em">Text prompt: <q id="prompt"></q></p>
   <h3>Reference video</h3>
   <video id="reference" src="${reference_url}" muted playsinline controls autoplay style="max-width:360px"></video>
@@ -70,7 +72,9 @@ def export(study: dict, rater_dir: Path, options: dict):
                           for k in range(1, slots + 1))
     questions = script_json([{"id": q["id"], "label": q["label"], "text": q["text"]} for q in study["questions"]])
     scores = script_json([[int(k), v] for k, v in study["scores"].items()])
-    template = TEMPLATE.replace("__SLOTS__", slot_html)
+    lo, hi = min(study["scores"], key=int), max(study["scores"], key=int)
+    scale = html.escape(f"from {lo} ({study['scores'][lo]}) to {hi} ({study['scores'][hi]})")
+    template = TEMPLATE.replace("__SLOTS__", slot_html).replace("__SCALE__", scale.replace("$", "&#36;"))
     for token, value in (("__QUESTIONS__", questions), ("__SCORES__", scores)):
         # '$' escaped too, so no question text can look like an MTurk ${placeholder}
         template = template.replace(token, value.replace("$", "\\u0024"))
@@ -83,10 +87,13 @@ def export(study: dict, rater_dir: Path, options: dict):
     random.Random(study["seed"]).shuffle(items)  # HITs are served roughly in CSV order
     with open(out / "input.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(columns)
+        writer.writerow(safe_row(columns))
         for item in items:
-            row = [item["item_id"], quote(item["prompt"], safe=""), media_url(options, item["reference"])]
+            # a leading '-' (left as is by percent-encoding) encoded too, so no cell looks like a formula
+            prompt = quote(item["prompt"], safe="")
+            row = [item["item_id"], "%2D" + prompt[1:] if prompt.startswith("-") else prompt,
+                   media_url(options, item["reference"])]
             for k in range(slots):
                 c = item["candidates"][k] if k < len(item["candidates"]) else None
                 row += [c["blind_id"], media_url(options, c["video"])] if c else ["", ""]
-            writer.writerow(row)
+            writer.writerow(safe_row(row))

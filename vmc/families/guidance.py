@@ -133,7 +133,7 @@ class GuidanceMethod(CascadeMethod):
         `inversion_steps`, that many more, evenly spaced: the official codes invert through all 1000), and save
         the inverted sample at each guided level (and at the first, where dmt starts)."""
         from eval.results import atomic_write_text
-        from vmc.inversion import ddim_invert, inversion_scheduler
+        from vmc.inversion import ddim_invert
 
         s, cascade = self.backbone.settings, self.cascade
         t0 = time.perf_counter()
@@ -144,7 +144,7 @@ class GuidanceMethod(CascadeMethod):
         video = cascade.encode(video_tensor(case.load_reference().sample(s.num_frames), s.height, s.width
                                             ).to(self.device))
         kept: dict[int, torch.Tensor] = {}
-        scheduler = inversion_scheduler("base", dict(cascade.load_scheduler(self.backbone.base).config))
+        scheduler = cascade.inversion_scheduler("base", dict(cascade.load_scheduler(self.backbone.base).config))
         ddim_invert(unet, video, cascade.text_embeddings([case.train_prompt])[0], scheduler, timesteps=levels,
                     keep=kept)
         folder.mkdir(parents=True, exist_ok=True)

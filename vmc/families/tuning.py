@@ -168,10 +168,8 @@ class TuningMethod(CascadeMethod):
         return {k: s.search for k, s in self.declared().items() if s.search is not None}
 
     def inversion_scheduler(self, base_scheduler):
-        from vmc.inversion import inversion_scheduler
-
         try:
-            return inversion_scheduler(self.config.inversion_schedule, dict(base_scheduler.config))
+            return self.cascade.inversion_scheduler(self.config.inversion_schedule, dict(base_scheduler.config))
         except ValueError as e:
             raise UserError(f"{self.name} on backbone {self.backbone.name}: {e}") from None
 

@@ -4,6 +4,11 @@ Two adapters on disjoint layers: `spatial` on the spatial attention (Show-1's IF
 query/key/value and output projections; it has no separate feed-forward; on ModelScope / ZeroScope UNets, as in
 the official code, the spatial transformers' self-attention `attn1` and feed-forward) and `temporal` on every temporal
 transformer's self-attentions (`attn1`, `attn2`) and feed-forward. A path is switched on or off as a whole.
+
+On a video diffusion transformer (vmc.backbones.dit: no separate temporal layers) the split follows what mixes
+frames: only the blocks' self-attention `attn1` does, so it carries the temporal path (q/k/v/out); the spatial
+path, trained on one latent frame alone, sits on what acts within a frame or on the text: the cross-attention
+`attn2` (Wan; CogVideoX has none, its text joins `attn1`) and the feed-forward.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 from torch import nn
 
 SPATIAL = (r".*(?<!temp_)attentions\.\d+\.((to_q|to_k|to_v|to_out\.0)"  # Show-1: the IF-style attention itself
-           r"|transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2))")  # ModelScope
-TEMPORAL = r".*temp_attentions\.\d+\.transformer_blocks\.\d+\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2)"
+           r"|transformer_blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2))"  # ModelScope
+           r"|transformer\.(transformer_)?blocks\.\d+\.(attn2\.(to_q|to_k|to_v|to_out\.0)|ffn?\.net\.0\.proj|ffn?\.net\.2)")  # DiT
+TEMPORAL = (r".*temp_attentions\.\d+\.transformer_blocks\.\d+\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.0\.proj|ff\.net\.2)"
+            r"|transformer\.(transformer_)?blocks\.\d+\.attn1\.(to_q|to_k|to_v|to_out\.0)")  # DiT
 PATHS = {"spatial": SPATIAL, "temporal": TEMPORAL}
 
 

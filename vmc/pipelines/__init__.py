@@ -1,4 +1,4 @@
-"""The Show-1 cascade, stage by stage: keyframes → interpolation → pixel SR → latent SR."""
+"""The stage samplers the backbones run (vmc/backbones): keyframes, interpolation, pixel SR, T5 text."""
 
 from vmc.pipelines.keyframes import KeyframeSampler
 from vmc.pipelines.text import T5PromptEncoder

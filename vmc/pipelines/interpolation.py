@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from diffusers.utils.torch_utils import randn_tensor
 
+from eval.progress import inner_bar
 from vmc.pipelines.keyframes import guided_prediction, scheduler_step_per_frame
-from vmc.progress import inner_bar
 
 
 def interpolation_condition(keyframes: torch.Tensor, new_per_pair: int) -> torch.Tensor:

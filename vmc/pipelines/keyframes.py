@@ -1,6 +1,6 @@
 """Keyframe stage: text → 8 × 40×64 pixel-space frames with the base UNet (official defaults: DPM-Solver++
 with the base scheduler config, 75 steps, guidance 9.0). The same sampler draws a latent video backbone's
-latents (vmc.pipelines.latent_video) with `pixels=False`.
+latents (vmc.backbones.latent) with `pixels=False`.
 
 As in the official pipeline, the scheduler steps each frame as its own sample (B·F, C, H, W), which matters
 for DPM-Solver's dynamic thresholding (its quantile is taken per frame). `init_latents` replaces the
@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from eval.progress import inner_bar
 from vmc.models.features import UNetFeatures
-from vmc.progress import inner_bar
 
 
 PIXEL_CHANNELS = 3  # ε channels; a learned-variance UNet returns 3 more, conditioning inputs add more in

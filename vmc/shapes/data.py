@@ -9,12 +9,14 @@ are rare, so adapting to them (VMC, the baselines) is a real test of motion tran
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eval.errors import UserError
+from eval.errors import UserError, read_json
 from eval.shapes.world import BACKGROUNDS, COLOURS, MOTIONS, SHAPES, random_scene, render
 
 BASE_SIZE = 16
@@ -22,8 +24,9 @@ SR_SIZE = 32
 NUM_KEYFRAMES = 8
 CLIP_FRAMES = 2 * NUM_KEYFRAMES - 1  # one new frame between neighbouring keyframes
 # motions held out of training unless a run names others (`vmc.shapes.train --held-out`; an exported cascade
-# records its own set in cascade.json, see `held_out_motions`)
+# records its own set per stage in cascade.json, see `held_out_motions`: the shipped keyframe stage left out more)
 HELD_OUT = ("zigzag_left", "circle_ccw")
+SHIPPED = Path(__file__).resolve().parent / "weights" / "cascade.json"  # the shapes backbone shipped in the package
 RARE = {"rotate_cw": 0.2, "rotate_ccw": 0.2}
 
 
@@ -43,6 +46,12 @@ def held_out_motions(backbone) -> tuple[str, ...]:
     trained without HELD_OUT)."""
     held_out = backbone.training.get("held_out", HELD_OUT)
     return tuple(held_out["keyframes"] if isinstance(held_out, dict) else held_out)
+
+
+def shipped_held_out() -> tuple[str, ...]:
+    """`held_out_motions` of the shapes backbone shipped in the package, as its cascade.json records them (the
+    shapes benchmark's held-out cases)."""
+    return held_out_motions(SimpleNamespace(training=read_json(SHIPPED).get("training", {})))
 
 
 def check_held_out(names) -> tuple[str, ...]:

@@ -59,8 +59,8 @@ def wilson95(k: int, n: int) -> tuple[float, float]:
 
 
 def evaluate(backbone: str, samples: int, seed: int, device: str) -> dict:
-    from vmc.backbones import resolve_backbone
-    from vmc.pipelines.cascade import Show1Cascade, to_uint8
+    from vmc.backbones import resolve_backbone, to_uint8
+    from vmc.backbones.show1 import Show1Cascade
 
     cascade = Show1Cascade(resolve_backbone(backbone), device)
     rng = np.random.default_rng(seed)

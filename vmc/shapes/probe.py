@@ -45,7 +45,7 @@ def log_loss_ratio(unet, noisy: torch.Tensor, t: torch.Tensor, text: torch.Tenso
 @torch.no_grad()
 def probe(backbone: str, clips: int, timesteps: list[int], seed: int, device: str, motions=None) -> dict:
     from vmc.backbones import resolve_backbone
-    from vmc.pipelines.cascade import Show1Cascade
+    from vmc.backbones.show1 import Show1Cascade
 
     cascade = Show1Cascade(resolve_backbone(backbone), device)
     unet = cascade.stage_unet(cascade.backbone.base)

@@ -3,7 +3,8 @@
 Write a complete random cascade at tiny sizes in the hub layout (show-1-base/, show-1-interpolation/,
 show-1-sr1/, IF-II-L-v1.0/, show-1-sr2/, each with unet/, scheduler/ …, a tiny T5 encoder and tokenizer,
 a tiny VAE and CLIP text encoder for SR2) plus cascade.json, the settings scaled to the tiny sizes. For
-tests and for trying the pipeline with no downloads: it runs end to end on a CPU in seconds.
+tests and for trying the pipeline with no downloads: it runs end to end on a CPU in seconds. Written to the user
+cache's tiny-cascade/ ($VMC_CACHE, default ~/.cache/vmc-suite), it is the backbone profile `tiny`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Write a random ZeroScope-layout model at tiny sizes in diffusers' TextToVideoSDPipeline layout (model_index.json,
 unet/ a UNet3DConditionModel with ZeroScope's block types, vae/, text_encoder/ a CLIP text model, tokenizer/,
 scheduler/ ZeroScope's DDIM schedule) plus cascade.json with tiny frame sizes. For tests and for trying the latent
-video backbone with no downloads: every method runs on it on a CPU in seconds. With --official-size, the same
+video backbone with no downloads: every method runs on it on a CPU in seconds; written to the user cache's
+tiny-zeroscope/ ($VMC_CACHE, default ~/.cache/vmc-suite), it is the backbone profile `tiny-zeroscope`. With --official-size, the same
 at ZeroScope's published sizes (UNet3DConditionModel's default configuration, which is ModelScope's; Stable
 Diffusion's VAE; OpenCLIP ViT-H's text tower; 24 frames at 576×320), in fp16, for timing on a GPU
 (bench/methods.py): its weights are random, so nothing it draws means anything.
