@@ -187,7 +187,7 @@ class DeTMethod(TuningMethod):
                     "tracker": "lk", "noise_prior": 0.0}
     own_declared = {"rank": Setting(int, low=1, search=Param(128, choices=(32, 64, 128, 256))),
                     "tracking_weight": Setting(float, low=0, search=Param(0.1, 0.0, 1.0)),
-                    "tracking_max_t": Setting(int, low=0, high=999), "inference_blocks": Setting(int, low=0),
+                    "tracking_max_t": Setting(int, low=0, high=1000), "inference_blocks": Setting(int, low=0),
                     "tracker": Setting(str), "noise_prior": Setting(float, low=0, high=1)}
     start = "prior"  # noise_prior 0: fresh noise, as the official inference
 

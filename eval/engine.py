@@ -302,5 +302,5 @@ def _run_item(out: Path, method: Method, state, case: Case, item: Item, referenc
     return Record(item.key, item.method, item.prompt, str(video_path), **scored, case=item.case, seed=item.seed,
                   num_frames=decoded.num_frames, fps=decoded.fps, size=list(decoded.size),
                   timing=Timing(facts["generate_s"], score_s, adapt_s),
-                  protocol={**method.protocol(state), **method.declared(state, item.prompt, item.seed)},
+                  protocol={**method.protocol(state), **method.declared_facts(state, item.prompt, item.seed)},
                   provenance=method.provenance(state, item.prompt, item.seed) or None)

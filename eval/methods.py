@@ -84,7 +84,7 @@ class Method(ABC):
         also when the adaptation came from a cache), peak_memory_mb (GPU). Empty when not applicable."""
         return {}
 
-    def declared(self, state, prompt: str, seed: int) -> dict:
+    def declared_facts(self, state, prompt: str, seed: int) -> dict:
         """Facts of one video that its makers declare rather than this suite measured (`declared_*`, for the
         fair-protocol report); empty for methods run here."""
         return {}
@@ -195,7 +195,7 @@ class PrecomputedMethod(IngestMethod):
         path = self._file(state, prompt, seed)
         return {"mode": "ingested", "file": str(path), **what_was_done(*video_geometry(path), state["protocol"])}
 
-    def declared(self, state, prompt: str, seed: int) -> dict:
+    def declared_facts(self, state, prompt: str, seed: int) -> dict:
         return self.facts.for_video(state["case"].id, self._file(state, prompt, seed))
 
     def preflight(self, cases: list[Case], references: dict, seeds: list[int], read: bool = False) -> list[str]:

@@ -116,7 +116,7 @@ class DiTDenoiser(nn.Module):
     def __init__(self, transformer: nn.Module, layout: str, sigmas: torch.Tensor | None = None,
                  rotary=None):
         super().__init__()
-        self.transformer, self.model_layout = transformer, layout
+        self.transformer, self.layout = transformer, layout
         self.sigmas = sigmas  # Wan: σ_t (float64), not a buffer: nothing of it is saved or cast
         self.rotary = rotary  # CogVideoX 5B: (frames, h, w) → the pipeline's rotary embeddings
 
@@ -142,7 +142,7 @@ class DiTDenoiser(nn.Module):
         b = sample.shape[0]
         t = torch.as_tensor(timestep, device=sample.device).long().reshape(-1).expand(b)
         text = encoder_hidden_states.expand(b, -1, -1) if encoder_hidden_states.shape[0] == 1 else encoder_hidden_states
-        if self.model_layout == "cogvideox":
+        if self.layout == "cogvideox":
             x = sample.permute(0, 2, 1, 3, 4)
             rotary = self.rotary(*x.shape[1:2], *x.shape[3:]) if self.rotary else None
             v = self.transformer(x, text, t, image_rotary_emb=rotary).sample.permute(0, 2, 1, 3, 4)
