@@ -33,8 +33,9 @@ def test_smoke_runs_every_section_and_writes_its_figures(tmp_path, capsys):
         if problem(section):  # the DiT backbones, until this build has their kind
             assert record["status"] == "skipped" and "backbone kind not available in this build" in record["reason"]
             assert f"skip {section.name}: backbone kind not available in this build" in run.stdout
-        elif record["status"] == "skipped":  # a method refused on a DiT in one line
-            assert section.model not in (None, "zeroscope-random") and record["reason"], record
+        elif record["status"] == "skipped":  # a method refused on the backbone's kind in one line
+            assert section.model is not None and record["reason"], record
+            assert section.model != "zeroscope-random" or "DiT-native" in record["reason"], record
         else:
             assert record["status"] == "measured", record
             assert figures[section.name], section.name

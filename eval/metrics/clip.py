@@ -102,11 +102,11 @@ def hub_reachable(host: str, timeout: float = 3.0) -> bool:
     return bool(answer and answer[0])
 
 
-def offline_hint(what: str) -> str:
+def offline_hint(what: str, fetch: str = "run once with network access") -> str:
     """The one line for CLIP weights that are neither on this machine nor downloadable now."""
     shipped = Path(__file__).resolve().parents[1] / "shapes" / "weights"
-    return (f"CLIP {what} is not on this machine and its download host cannot be reached: run once with network "
-            "access, or give local weights: --clip-pretrained FILE (an open_clip checkpoint), --clip-model hf:DIR "
+    return (f"CLIP {what} is not on this machine and its download host cannot be reached: {fetch}, or give local "
+            "weights: --clip-pretrained FILE (an open_clip checkpoint), --clip-model hf:DIR "
             f"(a transformers CLIP folder), or the shipped shapes CLIP (--clip-model {shipped / 'shapes-clip.json'} "
             f"--clip-pretrained {shipped / 'shapes-clip.safetensors'}); a benchmark manifest names its CLIP in "
             "metrics: clip_model, clip_pretrained")
@@ -269,7 +269,8 @@ class HFSource:
             from huggingface_hub import try_to_load_from_cache
 
             if not isinstance(try_to_load_from_cache(source, "config.json"), str) and not hub_reachable("huggingface.co"):
-                raise UserError(offline_hint(f"model '{self.where}'") if option == "--clip-model" else
+                raise UserError(offline_hint(f"model '{self.where}'", f"huggingface-cli download {source} once with "
+                                             "network access") if option == "--clip-model" else
                                 f"{self.where}: not on this machine and its download host cannot be reached: {download}")
         try:
             self.config = AutoConfig.from_pretrained(self.ref, local_files_only=self.offline)
