@@ -138,10 +138,6 @@ def _aspect(rows) -> float:
     return h / w
 
 
-def _names(text: str | None) -> list[str] | None:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else None
-
-
 @cli_main
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m eval.plot", description=__doc__.split("\n\n")[1])
@@ -164,17 +160,11 @@ def main(argv=None):
 
     matplotlib.use("Agg")
     from eval.results import summarize
-    from eval.rundir import RunFolder
-    from eval.table import default_metrics
+    from eval.table import default_metrics, names, scored_records
 
-    folder = RunFolder(args.run)
-    if not folder.results.is_file():
-        raise UserError(f"{folder.results}: no such file (give a run directory written by eval.run or eval.score)")
-    records = folder.records()
-    if not records:
-        raise UserError(f"{folder.results}: no scored videos yet")
+    folder, records = scored_records(args.run)
     present = list(dict.fromkeys(r.method for r in records))
-    methods = _names(args.methods) or present
+    methods = names(args.methods) or present
     missing = [m for m in methods if m not in present]
     if missing:
         raise UserError(f"method(s) {', '.join(map(repr, missing))} not in this run (methods: {', '.join(present)})")
@@ -183,7 +173,7 @@ def main(argv=None):
         fig = strip(folder, records, methods, args.case, args.prompt, args.seed, args.frames)
     else:
         whole = summarize(records, methods)
-        metrics = _names(args.metrics) or default_metrics(whole)
+        metrics = names(args.metrics) or default_metrics(whole)
         unknown = [m for m in metrics if m not in set(whole["metric"])]
         if unknown:
             raise UserError(f"--metrics: {', '.join(map(repr, unknown))} not in this run "

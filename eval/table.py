@@ -256,8 +256,22 @@ def render(table: Table, fmt: str) -> str:
     raise UserError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
 
 
-def _names(text: str | None) -> list[str] | None:
+def names(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None when not given)."""
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def scored_records(run: Path) -> tuple:
+    """(RunFolder, its records) of a run directory, or one line saying why it has none (eval.table, eval.plot)."""
+    from eval.rundir import RunFolder
+
+    folder = RunFolder(run)
+    if not folder.results.is_file():
+        raise UserError(f"{folder.results}: no such file (give a run directory written by eval.run or eval.score)")
+    records = folder.records()
+    if not records:
+        raise UserError(f"{folder.results}: no scored videos yet")
+    return folder, records
 
 
 @cli_main
@@ -282,15 +296,9 @@ def main(argv=None):
     if not 1 <= args.digits <= 6:
         raise UserError(f"--digits must be between 1 and 6, got {args.digits}")
     from eval.results import atomic_write_text
-    from eval.rundir import RunFolder
 
-    folder = RunFolder(args.run)
-    if not folder.results.is_file():
-        raise UserError(f"{folder.results}: no such file (give a run directory written by eval.run or eval.score)")
-    records = folder.records()
-    if not records:
-        raise UserError(f"{folder.results}: no scored videos yet")
-    table = run_table(records, _names(args.methods), _names(args.metrics), args.interval, args.digits,
+    _, records = scored_records(args.run)
+    table = run_table(records, names(args.methods), names(args.metrics), args.interval, args.digits,
                       args.versus, args.by_case)
     text = render(table, args.format)
     if args.out:
