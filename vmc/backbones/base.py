@@ -202,6 +202,13 @@ class BackbonePipeline(ABC):
         receives a line worth telling the user (where each stage comes from, when from several places)."""
 
     @classmethod
+    def check_parts(cls, root: Path, parts: tuple[str, ...]):
+        """One line naming what of `parts` (files and folders of this kind's layout) `root` lacks."""
+        missing = [part for part in parts if not (root / part).exists()]
+        if missing:
+            raise UserError(f"{root}: {cls.description} lacks {', '.join(missing)} ({cls.layout})")
+
+    @classmethod
     def from_profile(cls, name: str, sources: dict[str, Source], profile: dict) -> Backbone:
         """The backbone a hub profile of profiles.json names: its model folders and its settings over the kind's
         defaults."""

@@ -167,9 +167,7 @@ class DiTPipeline(BackbonePipeline):
 
     @classmethod
     def from_dir(cls, root: Path, note) -> Backbone:
-        missing = [part for part in PARTS if not (root / part).exists()]
-        if missing:
-            raise UserError(f"{root}: {cls.description} lacks {', '.join(missing)} ({cls.layout})")
+        cls.check_parts(root, PARTS)
         layout = LAYOUTS[read_json(root / "model_index.json").get("_class_name")]
         path = root / "cascade.json"
         meta = read_json(path) if path.is_file() else {}

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from eval.errors import UserError
 from vmc.backbones.base import Backbone, BackbonePipeline, SamplingSettings, Source, folder_backbone
 
 STAGES = ("video",)
@@ -49,9 +48,7 @@ class LatentVideoPipeline(BackbonePipeline):
 
     @classmethod
     def from_dir(cls, root: Path, note) -> Backbone:
-        missing = [part for part in PARTS if not (root / part).exists()]
-        if missing:
-            raise UserError(f"{root}: {cls.description} lacks {', '.join(missing)} ({cls.layout})")
+        cls.check_parts(root, PARTS)
         return folder_backbone(cls, {"base": Source(str(root))}, root)
 
     def __init__(self, backbone, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
